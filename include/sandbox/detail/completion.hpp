@@ -1,0 +1,71 @@
+#pragma once
+/// @file
+/// The bridge between Asio completion handlers and the SDK's non-template core: a handler is
+/// wrapped so that the core may complete it from any thread (a gRPC thread included) and the
+/// handler still runs as if posted to its associated executor, after its cancellation slot
+/// was cleared there.
+
+#include <asio/associated_cancellation_slot.hpp>
+#include <asio/associated_executor.hpp>
+#include <asio/cancellation_type.hpp>
+#include <asio/executor_work_guard.hpp>
+#include <asio/post.hpp>
+#include <memory>
+#include <utility>
+
+#include "sandbox/detail/unique_function.hpp"
+
+namespace sandbox::detail {
+
+/// Something a cancellation slot can cancel. `cancel()` is safe from any thread, any number
+/// of times, also after the operation completed.
+class Cancellable {
+ public:
+  virtual ~Cancellable() = default;
+  /// Requests cancellation; the operation still completes exactly once.
+  virtual void cancel() noexcept = 0;
+};
+
+/// An operation created by the core, started after the caller installed its cancellation
+/// handler (so a completion can never race the installation).
+class Operation : public Cancellable {
+ public:
+  /// Starts the I/O. Called once.
+  virtual void start() = 0;
+};
+
+/// Cancellation-slot handler: terminal cancellation cancels the target. Holds it weakly so a
+/// slot that outlives the operation keeps nothing alive.
+class CancelOnTerminal {
+ public:
+  explicit CancelOnTerminal(std::weak_ptr<Cancellable> target) : target_(std::move(target)) {}
+  void operator()(asio::cancellation_type type) const {
+    if ((type & asio::cancellation_type::terminal) != asio::cancellation_type::none) {
+      if (auto target = target_.lock()) target->cancel();
+    }
+  }
+
+ private:
+  std::weak_ptr<Cancellable> target_;
+};
+
+/// Wraps `handler` into a `UniqueFunction<void(Args...)>` that, when called from any thread,
+/// posts the handler to its associated executor (falling back to `fallback`), clears the
+/// handler's cancellation slot there, then invokes it. Outstanding work is tracked on that
+/// executor until then. Call the result exactly once.
+template <typename... Args, typename Handler, typename Executor>
+UniqueFunction<void(Args...)> posted_completion(Handler handler, const Executor& fallback) {
+  auto executor = asio::get_associated_executor(handler, fallback);
+  auto slot = asio::get_associated_cancellation_slot(handler);
+  return [handler = std::move(handler), work = asio::make_work_guard(executor),
+          slot](Args... args) mutable {
+    auto target = work.get_executor();
+    asio::post(target, [handler = std::move(handler), slot, ... args = std::move(args)]() mutable {
+      if (slot.is_connected()) slot.clear();
+      std::move(handler)(std::move(args)...);
+    });
+    work.reset();
+  };
+}
+
+}  // namespace sandbox::detail

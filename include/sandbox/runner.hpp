@@ -1,0 +1,112 @@
+#pragma once
+/// @file
+/// `RemoteRunner`: runs commands on a remote sandbox agent.
+
+#include <asio/any_io_executor.hpp>
+#include <asio/async_result.hpp>
+#include <asio/use_awaitable.hpp>
+#include <memory>
+#include <system_error>
+
+#include "sandbox/command.hpp"
+#include "sandbox/detail/completion.hpp"
+#include "sandbox/exec_result.hpp"
+#include "sandbox/exec_stream.hpp"
+#include "sandbox/runner_config.hpp"
+
+namespace sandbox {
+
+namespace detail {
+class RunnerCore;
+using ExecCompletion = UniqueFunction<void(std::error_code, ExecResult)>;
+std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>& core,
+                                               Command cmd, ExecCompletion done);
+}  // namespace detail
+
+/// One connection (gRPC channel) to a sandbox agent, and the way to run commands there.
+///
+///     sandbox::RemoteRunner runner(co_await asio::this_coro::executor, {.address = "unix:/run/agent.sock"});
+///     auto result = co_await runner.exec({"pytest", "-q"});
+///
+/// Thread-safe: `exec()`, `stream()` and `close()` may be called concurrently from any
+/// threads. Calls share the channel; each is one RPC (`SandboxExecService/Exec`).
+class RemoteRunner {
+ public:
+  /// The executor completion handlers run on when they have no associated executor.
+  using executor_type = asio::any_io_executor;
+  /// Completion signature of `exec()`.
+  using exec_signature = void(std::error_code, ExecResult);
+
+  /// Validates `config` and creates the channel (connecting lazily, on the first call).
+  ///
+  /// @throws std::system_error `errc::invalid_config` for an empty address or unreadable
+  ///   TLS files; `errc::token_requires_tls` for a token without TLS unless
+  ///   `allow_insecure` (the message says "insecure").
+  RemoteRunner(executor_type executor, RemoteRunnerConfig config);
+  RemoteRunner(const RemoteRunner&) = delete;
+  RemoteRunner& operator=(const RemoteRunner&) = delete;
+  /// Closes the runner and waits until gRPC has finished every call it started (their
+  /// handlers are posted, not run, by then). Must not be called from a completion handler
+  /// of this runner's own calls running on a gRPC thread (none ever are).
+  ~RemoteRunner();
+
+  /// Runs `cmd` in the sandbox and collects its whole output.
+  ///
+  /// @param cmd    argv (non-empty) plus optional per-call overrides; copied.
+  /// @param token  completion token; defaults to `asio::use_awaitable`.
+  ///
+  /// @par Completion signature
+  ///   `void(std::error_code, sandbox::ExecResult)`. A non-zero exit of the command is a
+  ///   result (`ExecResult::exit_code()`), not an error.
+  /// @par Errors
+  ///   `errc::invalid_argument` before any I/O for an invalid command;
+  ///   `errc::missing_exit_code` when the stream ends without an exit code;
+  ///   `errc::runner_closed` when `close()` was called; `errc::deadline_exceeded`; any other
+  ///   gRPC status through the one mapping. The result keeps the partial output and the
+  ///   agent's message in `ExecResult::error_message` (use `as_tuple` to see them with
+  ///   coroutines; `use_awaitable` throws `std::system_error`).
+  /// @par Per-operation cancellation
+  ///   `terminal`: cancels the RPC (the agent kills the command's process group); completes
+  ///   with `asio::error::operation_aborted` after gRPC confirmed the call ended.
+  /// @par Executor
+  ///   The handler runs as if posted to its associated executor (default: the runner's),
+  ///   never inside this call and never on a gRPC thread.
+  /// @par Object lifetimes
+  ///   The runner must outlive the operation (its destructor waits for it).
+  template <typename CompletionToken = asio::use_awaitable_t<>>
+  auto exec(Command cmd, CompletionToken&& token = asio::use_awaitable_t<>{}) {
+    return asio::async_initiate<CompletionToken, exec_signature>(
+        [this](auto handler, Command command) {
+          auto slot = asio::get_associated_cancellation_slot(handler);
+          auto operation = detail::make_exec_operation(
+              core_, std::move(command),
+              detail::posted_completion<std::error_code, ExecResult>(std::move(handler), executor_));
+          if (slot.is_connected()) slot.template emplace<detail::CancelOnTerminal>(operation);
+          operation->start();
+        },
+        token, std::move(cmd));
+  }
+
+  /// Starts `cmd` and returns its output as a stream of chunks; see `ExecStream`.
+  ///
+  /// Never fails here: a validation error, a closed runner or an RPC failure is reported by
+  /// the stream's first or later `next()`. The RPC starts at once.
+  ExecStream stream(Command cmd);
+
+  /// Cancels every call in flight (they complete with `errc::runner_closed`) and makes
+  /// later calls fail with it. Idempotent; thread-safe; does not wait.
+  void close() noexcept;
+
+  /// True after `close()`.
+  [[nodiscard]] bool closed() const noexcept;
+  /// The configuration the runner was built with.
+  [[nodiscard]] const RemoteRunnerConfig& config() const noexcept;
+  /// The executor handlers run on when they have no associated executor.
+  [[nodiscard]] executor_type get_executor() const noexcept { return executor_; }
+
+ private:
+  executor_type executor_;
+  std::shared_ptr<detail::RunnerCore> core_;
+};
+
+}  // namespace sandbox

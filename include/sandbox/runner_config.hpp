@@ -1,0 +1,74 @@
+#pragma once
+/// @file
+/// Configuration of a `RemoteRunner`: where the agent is, how to authenticate, defaults.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+
+namespace sandbox {
+
+/// TLS settings. Each piece comes from a file path or from PEM text in memory; the PEM text
+/// wins when both are set. A client certificate and key together make the connection mTLS.
+struct TlsConfig {
+  /// CA bundle that must have signed the agent's certificate (empty: system roots).
+  std::string ca_file;
+  /// CA bundle as PEM text.
+  std::string ca_pem;
+  /// Client certificate chain for mTLS.
+  std::string cert_file;
+  /// Client certificate chain as PEM text.
+  std::string cert_pem;
+  /// Private key of the client certificate.
+  std::string key_file;
+  /// Private key as PEM text.
+  std::string key_pem;
+  /// Name to verify the agent's certificate against instead of the address's host.
+  std::string server_name;
+};
+
+/// A gRPC channel argument value (integer or string), e.g. keepalive settings.
+using ChannelArgumentValue = std::variant<int, std::string>;
+
+/// Everything a `RemoteRunner` needs. Per-call `Command` fields override the defaults here.
+struct RemoteRunnerConfig {
+  /// The agent: any gRPC target (`host:port`, `unix:/path`, `dns:///name:port`). Required.
+  std::string address;
+  /// Bearer token sent as call credentials (`authorization: Bearer ...`). Never logged.
+  std::string token;
+  /// TLS/mTLS; unset means a cleartext channel.
+  std::optional<TlsConfig> tls;
+  /// Accept a token over a cleartext channel (only sensible on loopback or a unix socket).
+  bool allow_insecure = false;
+  /// Requested security profile (`strict`, `standard`); the agent clamps it. Empty: the
+  /// agent's default.
+  std::string profile;
+  /// OCI image reference, passed to the agent verbatim.
+  std::string image;
+  /// Environment for every command; `Command::env` entries override these.
+  std::map<std::string, std::string> env;
+  /// Default working directory inside the sandbox.
+  std::string workdir;
+  /// The sandbox this runner targets: sent as `sandbox-id` call metadata and used as the
+  /// `sandbox.id` of spans until the agent reports its own in `started`.
+  std::string sandbox_id;
+  /// Default RPC deadline of a call; zero means none. See `Command::deadline`.
+  std::chrono::milliseconds default_deadline{0};
+  /// Added to a command's timeout to make the RPC deadline, so the agent's timeout result
+  /// (exit 124, output kept) arrives before the client gives up.
+  std::chrono::milliseconds timeout_grace{5000};
+  /// Per-stream cap on what `exec()` collects (and what the agent is asked to send).
+  std::uint64_t max_output_bytes = std::uint64_t{16} << 20;
+  /// How many response messages an `ExecStream` reads ahead of its consumer (at least 1).
+  /// Bounds the client's memory per stream at about this many 64 KiB messages.
+  std::size_t stream_read_ahead = 4;
+  /// Extra gRPC channel arguments, applied after the SDK's own (so they override them,
+  /// except that retries stay disabled for Exec).
+  std::map<std::string, ChannelArgumentValue> channel_args;
+};
+
+}  // namespace sandbox
