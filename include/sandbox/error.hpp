@@ -73,7 +73,7 @@ std::error_code make_error_code(errc e) noexcept;
 
 /// A stable, log-friendly name of an error: the `errc` enumerator name for the SDK's
 /// category ("deadline_exceeded"), "cancelled" for `operation_aborted`, otherwise
-/// "<category>:<value>". Used by `sandbox-run` in its error line.
+/// the category name. Used by `sandbox-run` in its error line.
 std::string_view error_name(std::error_code ec) noexcept;
 
 }  // namespace sandbox

@@ -84,12 +84,12 @@ class ExecStream {
   [[nodiscard]] bool finished() const noexcept;
   /// How the command ended. Meaningful once `next()` yielded `std::nullopt`; before that
   /// `exit_code` is -1.
-  [[nodiscard]] const ExitStatus& exit_status() const noexcept;
+  [[nodiscard]] ExitStatus exit_status() const;
   /// Exec id, sandbox id and effective profile, filled when the agent's `started` arrived
   /// (the exec id is known from the start).
-  [[nodiscard]] const ExecInfo& info() const noexcept;
+  [[nodiscard]] ExecInfo info() const;
   /// The error's details (the agent's status message, or the rule a response broke).
-  [[nodiscard]] const std::string& error_message() const noexcept;
+  [[nodiscard]] std::string error_message() const;
   /// Cancels the RPC (as destroying the stream does); a pending or later `next()` completes
   /// with `asio::error::operation_aborted`. Thread-safe, idempotent.
   void cancel() noexcept;

@@ -1,0 +1,39 @@
+#pragma once
+// The one place a call is validated and turned into an ExecRequest.
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <system_error>
+
+#include "sandbox/command.hpp"
+#include "sandbox/runner_config.hpp"
+#include "sandbox/v1/sandbox_exec.pb.h"
+
+namespace sandbox::detail {
+
+/// Outcome of validating a command: an error naming the field and the rule, or success.
+struct Validation {
+  std::error_code error;
+  std::string message;
+  explicit operator bool() const noexcept { return !error; }
+};
+
+/// Checks `cmd` against the rules of docs/behavior.md (argv non-empty, no NUL bytes, env
+/// names, exec_id shape). No I/O.
+Validation validate(const Command& cmd);
+
+/// Fills `out` from the runner's defaults and `cmd`'s overrides. `cmd` must be valid.
+/// Generates a UUID v4 exec_id when `cmd.exec_id` is empty. Env values (including
+/// `secret://` references) are copied verbatim.
+void build_request(const RemoteRunnerConfig& config, const Command& cmd, v1::ExecRequest& out);
+
+/// The RPC deadline relative to the call's start: the call's own deadline, else the command
+/// timeout plus the runner's grace, else the runner's default; nullopt for none.
+std::optional<std::chrono::milliseconds> rpc_timeout(const RemoteRunnerConfig& config,
+                                                     const Command& cmd);
+
+/// A random (version 4) UUID in canonical 36-character form.
+std::string random_uuid();
+
+}  // namespace sandbox::detail

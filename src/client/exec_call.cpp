@@ -1,0 +1,76 @@
+#include "client/detail/exec_call.hpp"
+
+#include <asio/error.hpp>
+
+#include "client/detail/status_mapping.hpp"
+#include "sandbox/error.hpp"
+
+namespace sandbox::detail {
+
+CallBase::CallBase(RunnerCore* core, Command command) : core_(core), command_(std::move(command)) {}
+
+void CallBase::cancel_with(CancelReason reason) noexcept {
+  auto expected = CancelReason::none;
+  if (!cancel_reason_.compare_exchange_strong(expected, reason)) return;
+  context_.TryCancel();
+  on_cancelled();
+}
+
+bool CallBase::prepare(std::error_code& error, std::string& message) {
+  auto validation = validate(command_);
+  if (!validation) {
+    error = validation.error;
+    message = std::move(validation.message);
+    return false;
+  }
+  build_request(core_->config(), command_, request_);
+  sequence_.info().exec_id = request_.exec_id();
+  return true;
+}
+
+bool CallBase::start_rpc(const std::shared_ptr<CallBase>& self, int holds) {
+  const auto& config = core_->config();
+  // gRPC takes deadlines only as system_clock time points.
+  if (auto timeout = rpc_timeout(config, command_)) {
+    context_.set_deadline(std::chrono::system_clock::now() + *timeout);
+  }
+  if (!config.sandbox_id.empty()) context_.AddMetadata("sandbox-id", config.sandbox_id);
+  if (const auto& credentials = core_->connection().per_call_credentials) {
+    context_.set_credentials(credentials);
+  }
+  // Registered last: from here on close() may cancel the context concurrently.
+  if (!core_->add(self)) return false;
+  core_->stub().async()->Exec(&context_, &request_, this);
+  if (holds > 0) AddMultipleHolds(holds);
+  StartRead(&response_);
+  StartCall();
+  return true;
+}
+
+std::error_code CallBase::error_for(const grpc::Status& status, std::string& message) const {
+  switch (cancel_reason()) {
+    case CancelReason::user:
+      message = "cancelled by the caller";
+      return asio::error::operation_aborted;
+    case CancelReason::closed:
+      message = "the runner was closed while the call was in flight";
+      return errc::runner_closed;
+    case CancelReason::violation:
+      message = "protocol error: " + sequence_.violation();
+      return errc::protocol_error;
+    case CancelReason::none:
+    case CancelReason::exited:
+      break;
+  }
+  if (status.ok()) {
+    message = "the stream ended without an exit_code: the command's outcome is unknown";
+    return errc::missing_exit_code;
+  }
+  message = status.error_message();
+  if (message.empty()) message = "gRPC status " + std::to_string(status.error_code());
+  return error_from_grpc_code(status.error_code());
+}
+
+void CallBase::leave_runner() noexcept { core_->remove(this); }
+
+}  // namespace sandbox::detail

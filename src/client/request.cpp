@@ -1,0 +1,99 @@
+#include "client/detail/request.hpp"
+
+#include <array>
+#include <cstdint>
+#include <random>
+#include <string_view>
+
+#include "sandbox/error.hpp"
+
+namespace sandbox::detail {
+namespace {
+
+constexpr std::size_t max_exec_id_length = 36;
+
+bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
+
+Validation invalid(std::string message) {
+  return {make_error_code(errc::invalid_argument), std::move(message)};
+}
+
+}  // namespace
+
+Validation validate(const Command& cmd) {
+  if (cmd.argv.empty()) return invalid("command: argv must not be empty");
+  if (cmd.argv.front().empty()) return invalid("command[0]: the program name must not be empty");
+  for (std::size_t i = 0; i < cmd.argv.size(); ++i) {
+    if (has_nul(cmd.argv[i])) {
+      return invalid("command[" + std::to_string(i) + "]: must not contain a NUL byte");
+    }
+  }
+  for (const auto& [key, value] : cmd.env) {
+    if (key.empty()) return invalid("env: a variable name must not be empty");
+    if (key.find('=') != std::string::npos || has_nul(key)) {
+      return invalid("env[" + key + "]: a variable name must not contain '=' or NUL");
+    }
+    // The value is never echoed: it may be a secret.
+    if (has_nul(value)) return invalid("env[" + key + "]: the value must not contain a NUL byte");
+  }
+  if (cmd.workdir && has_nul(*cmd.workdir)) {
+    return invalid("workdir: must not contain a NUL byte");
+  }
+  if (cmd.exec_id.size() > max_exec_id_length) {
+    return invalid("exec_id: at most 36 characters");
+  }
+  for (unsigned char c : cmd.exec_id) {
+    if (c <= 0x20 || c >= 0x7f) return invalid("exec_id: printable ASCII only, no spaces");
+  }
+  if (cmd.timeout.count() < 0) return invalid("timeout: must not be negative");
+  if (cmd.deadline && cmd.deadline->count() <= 0) return invalid("deadline: must be positive");
+  return {};
+}
+
+void build_request(const RemoteRunnerConfig& config, const Command& cmd, v1::ExecRequest& out) {
+  out.set_profile(config.profile);
+  out.set_image(config.image);
+  out.mutable_command()->Assign(cmd.argv.begin(), cmd.argv.end());
+  auto& env = *out.mutable_env();
+  for (const auto& [key, value] : config.env) env[key] = value;
+  for (const auto& [key, value] : cmd.env) env[key] = value;
+  out.set_workdir(cmd.workdir ? *cmd.workdir : config.workdir);
+  out.set_exec_id(cmd.exec_id.empty() ? random_uuid() : cmd.exec_id);
+  out.set_stdin(cmd.stdin_data);
+  out.set_timeout_ms(static_cast<std::uint64_t>(cmd.timeout.count()));
+  out.set_max_output_bytes(cmd.max_output_bytes.value_or(config.max_output_bytes));
+}
+
+std::optional<std::chrono::milliseconds> rpc_timeout(const RemoteRunnerConfig& config,
+                                                     const Command& cmd) {
+  if (cmd.deadline) return *cmd.deadline;
+  if (cmd.timeout.count() > 0) return cmd.timeout + config.timeout_grace;
+  if (config.default_deadline.count() > 0) return config.default_deadline;
+  return std::nullopt;
+}
+
+std::string random_uuid() {
+  thread_local std::mt19937_64 generator{[] {
+    std::random_device device;
+    std::seed_seq seed{device(), device(), device(), device()};
+    return std::mt19937_64(seed);
+  }()};
+  std::array<std::uint8_t, 16> bytes{};
+  for (std::size_t i = 0; i < bytes.size(); i += 8) {
+    auto word = generator();
+    for (std::size_t j = 0; j < 8; ++j) bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
+  }
+  bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0f) | 0x40);  // version 4
+  bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string uuid;
+  uuid.reserve(36);
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) uuid.push_back('-');
+    uuid.push_back(hex[bytes[i] >> 4]);
+    uuid.push_back(hex[bytes[i] & 0x0f]);
+  }
+  return uuid;
+}
+
+}  // namespace sandbox::detail

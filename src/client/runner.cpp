@@ -1,0 +1,176 @@
+#include "sandbox/runner.hpp"
+
+#include <vector>
+
+#include "client/detail/exec_call.hpp"
+#include "client/detail/runner_core.hpp"
+#include "client/detail/stream_core.hpp"
+#include "sandbox/error.hpp"
+
+namespace sandbox {
+namespace detail {
+
+RunnerCore::RunnerCore(RemoteRunnerConfig config)
+    : config_(std::move(config)),
+      connection_(connect(config_)),
+      stub_(v1::SandboxExecService::NewStub(connection_.channel)) {}
+
+bool RunnerCore::add(const std::shared_ptr<CallBase>& call) {
+  std::lock_guard lock(mutex_);
+  if (closed_) return false;
+  calls_.emplace(call.get(), call);
+  return true;
+}
+
+void RunnerCore::remove(CallBase* call) {
+  std::lock_guard lock(mutex_);
+  calls_.erase(call);
+  // Notified under the lock: the waiter may destroy the core as soon as it wakes.
+  if (calls_.empty()) idle_.notify_all();
+}
+
+void RunnerCore::close() noexcept {
+  std::vector<std::shared_ptr<CallBase>> live;
+  {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    live.reserve(calls_.size());
+    for (auto& [call, weak] : calls_) {
+      if (auto strong = weak.lock()) live.push_back(std::move(strong));
+    }
+  }
+  // Outside the lock: TryCancel may run OnDone inline, and OnDone calls remove().
+  for (auto& call : live) call->cancel_with(CancelReason::closed);
+}
+
+bool RunnerCore::closed() const noexcept {
+  std::lock_guard lock(mutex_);
+  return closed_;
+}
+
+void RunnerCore::wait_until_idle() {
+  std::unique_lock lock(mutex_);
+  idle_.wait(lock, [this] { return calls_.empty(); });
+}
+
+namespace {
+
+/// `exec()`: one RPC whose output is collected into an ExecResult, completed once.
+class ExecOperation final : public Operation,
+                            public CallBase,
+                            public std::enable_shared_from_this<ExecOperation> {
+ public:
+  ExecOperation(RunnerCore* core, Command command, ExecCompletion done)
+      : CallBase(core, std::move(command)), done_(std::move(done)) {}
+
+  void start() override {
+    std::error_code error;
+    std::string message;
+    if (!prepare(error, message)) return complete(error, std::move(message));
+    cap_ = request_.max_output_bytes();
+    // Owns itself until OnDone, which gRPC runs after every other reaction.
+    self_ = shared_from_this();
+    if (!start_rpc(self_, 0)) {
+      self_.reset();
+      return complete(errc::runner_closed, "the runner is closed");
+    }
+  }
+
+  void cancel() noexcept override { cancel_with(CancelReason::user); }
+
+ private:
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows with the status
+    switch (sequence_.accept(response_)) {
+      case ResponseKind::started:
+        break;
+      case ResponseKind::chunk:
+        if (response_.has_stdout()) {
+          append(result_.stdout_data, response_.stdout(), result_.status.stdout_truncated);
+        } else {
+          append(result_.stderr_data, response_.stderr(), result_.status.stderr_truncated);
+        }
+        break;
+      case ResponseKind::exit: {
+        // The first exit_code ends the call, even if the agent kept the stream open.
+        const bool stdout_cut = result_.status.stdout_truncated;
+        const bool stderr_cut = result_.status.stderr_truncated;
+        result_.status = sequence_.exit_status();
+        result_.status.stdout_truncated |= stdout_cut;
+        result_.status.stderr_truncated |= stderr_cut;
+        complete({}, {});
+        cancel_with(CancelReason::exited);
+        return;
+      }
+      case ResponseKind::violation:
+        cancel_with(CancelReason::violation);
+        return;
+    }
+    StartRead(&response_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    leave_runner();
+    if (!completed_) {
+      std::string message;
+      auto error = error_for(status, message);
+      complete(error, std::move(message));
+    }
+    self_.reset();  // may destroy this: nothing may follow
+  }
+
+  void append(std::string& out, const std::string& bytes, bool& truncated) const {
+    const std::uint64_t room = cap_ > out.size() ? cap_ - out.size() : 0;
+    if (bytes.size() > room) truncated = true;
+    out.append(bytes, 0, static_cast<std::size_t>(std::min<std::uint64_t>(room, bytes.size())));
+  }
+
+  void complete(std::error_code error, std::string message) {
+    completed_ = true;
+    result_.info = sequence_.info();
+    if (result_.info.exec_id.empty()) result_.info.exec_id = request_.exec_id();
+    result_.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - started_at_);
+    result_.error_message = std::move(message);
+    done_(error, std::move(result_));
+  }
+
+  ExecCompletion done_;
+  ExecResult result_;
+  std::uint64_t cap_ = 0;
+  bool completed_ = false;  // touched by start() before the RPC, then only by reactions
+  std::shared_ptr<ExecOperation> self_;
+};
+
+}  // namespace
+
+std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>& core,
+                                               Command cmd, ExecCompletion done) {
+  return std::make_shared<ExecOperation>(core.get(), std::move(cmd), std::move(done));
+}
+
+}  // namespace detail
+
+RemoteRunner::RemoteRunner(executor_type executor, RemoteRunnerConfig config)
+    : executor_(std::move(executor)),
+      core_(std::make_shared<detail::RunnerCore>(std::move(config))) {}
+
+RemoteRunner::~RemoteRunner() {
+  core_->close();
+  core_->wait_until_idle();
+}
+
+ExecStream RemoteRunner::stream(Command cmd) {
+  auto core = std::make_shared<detail::StreamCore>(core_.get(), std::move(cmd),
+                                                   core_->config().stream_read_ahead);
+  core->start();
+  return {std::move(core), executor_};
+}
+
+void RemoteRunner::close() noexcept { core_->close(); }
+
+bool RemoteRunner::closed() const noexcept { return core_->closed(); }
+
+const RemoteRunnerConfig& RemoteRunner::config() const noexcept { return core_->config(); }
+
+}  // namespace sandbox
