@@ -1,0 +1,31 @@
+#pragma once
+/// @file
+/// The benchmark bodies of each client; `main` registers them as rows
+/// `<workload>/<client>` so that the rows of one workload sit side by side.
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+
+namespace bench {
+
+// raw grpc++ callback API: one ClientReadReactor per call (the baseline).
+void tiny_raw_callback(benchmark::State& state);
+void concurrent_raw_callback(benchmark::State& state);
+void bulk_raw_callback(benchmark::State& state, std::uint64_t chunk_bytes);
+
+// raw grpc++ sync API: stub->Exec(&ctx, req) and a Read() loop on the benchmark thread.
+void tiny_raw_sync(benchmark::State& state);
+void bulk_raw_sync(benchmark::State& state, std::uint64_t chunk_bytes);
+
+#ifdef SANDBOX_BENCH_WITH_SDK
+// The SDK on an asio::io_context run by the benchmark thread.
+void tiny_sdk_exec(benchmark::State& state);
+void tiny_sdk_stream(benchmark::State& state);
+void concurrent_sdk_exec(benchmark::State& state);
+void concurrent_sdk_stream(benchmark::State& state);
+void bulk_sdk_exec(benchmark::State& state, std::uint64_t chunk_bytes);
+void bulk_sdk_stream(benchmark::State& state, std::uint64_t chunk_bytes);
+#endif
+
+}  // namespace bench
