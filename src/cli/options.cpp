@@ -1,0 +1,277 @@
+#include "cli/options.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <limits>
+#include <set>
+#include <string>
+
+namespace sandbox::cli {
+namespace {
+
+using namespace std::literals;
+
+/// A whole, non-negative decimal number with nothing around it.
+std::optional<std::uint64_t> parse_whole(std::string_view text) {
+  std::uint64_t value = 0;
+  if (text.empty() || text.front() == '+' || text.front() == '-') return std::nullopt;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc{} || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
+std::optional<std::uint64_t> checked_multiply(std::uint64_t value, std::uint64_t factor,
+                                              std::uint64_t max) {
+  if (value > max / factor) return std::nullopt;
+  return value * factor;
+}
+
+/// `"abc"` for an error message; control characters would break the one-line rule.
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+  return out + '"';
+}
+
+struct Parser {
+  ParsedArgs result;
+  std::set<std::string_view> seen;
+
+  bool fail(std::string message) {
+    result.action = Action::error;
+    result.error = std::move(message);
+    return false;
+  }
+
+  /// Applies one flag that takes a value. False (with `result.error` set) when it breaks a
+  /// rule.
+  bool apply(std::string_view flag, std::string_view value) {
+    Options& o = result.options;
+    if (flag != "--env" && !seen.insert(flag).second) {
+      return fail(std::string(flag) + ": given more than once");
+    }
+    auto non_empty = [&](std::string& field) {
+      if (value.empty()) return fail(std::string(flag) + ": must not be empty");
+      field = value;
+      return true;
+    };
+    if (flag == "--address") return non_empty(o.address);
+    if (flag == "--token-file") return non_empty(o.token_file);
+    if (flag == "--ca") return non_empty(o.ca_file);
+    if (flag == "--cert") return non_empty(o.cert_file);
+    if (flag == "--key") return non_empty(o.key_file);
+    if (flag == "--server-name") return non_empty(o.server_name);
+    if (flag == "--profile") return non_empty(o.profile);
+    if (flag == "--image") return non_empty(o.image);
+    if (flag == "--workdir") return non_empty(o.workdir);
+    if (flag == "--sandbox-id") return non_empty(o.sandbox_id);
+    if (flag == "--env") {
+      auto eq = value.find('=');
+      if (eq == std::string_view::npos || eq == 0) {
+        return fail("--env: expected KEY=VALUE with a non-empty KEY, got " + quoted(value));
+      }
+      o.env[std::string(value.substr(0, eq))] = std::string(value.substr(eq + 1));
+      return true;
+    }
+    if (flag == "--timeout") {
+      auto timeout = parse_duration(value);
+      if (!timeout) {
+        return fail(
+            "--timeout: expected a positive duration such as 500ms, 30s, 5m, 1h or whole "
+            "seconds, got " +
+            quoted(value));
+      }
+      o.timeout = *timeout;
+      return true;
+    }
+    if (flag == "--max-output") {
+      auto bytes = parse_byte_count(value);
+      if (!bytes) {
+        return fail(
+            "--max-output: expected a positive byte count such as 65536, 64K, 16M or 1G, got " +
+            quoted(value));
+      }
+      o.max_output_bytes = *bytes;
+      return true;
+    }
+    return fail(std::string(flag) + ": unknown flag (see --help)");
+  }
+
+  /// Rules between flags, checked once all were read.
+  bool check_combination() {
+    const Options& o = result.options;
+    if (o.address.empty()) {
+      // A private agent is unauthenticated and local: a token or TLS would mean the user
+      // thinks they are talking to some other agent.
+      if (!o.token_file.empty()) return fail("--token-file: requires --address");
+      if (o.uses_tls()) return fail("--ca/--cert/--key/--server-name: require --address");
+    }
+    if (o.cert_file.empty() != o.key_file.empty()) {
+      return fail("--cert/--key: mTLS needs both a certificate and its key");
+    }
+    return true;
+  }
+};
+
+constexpr std::string_view value_flags[] = {
+    "--address",     "--token-file", "--ca",        "--cert",    "--key",
+    "--server-name", "--profile",    "--image",     "--workdir", "--sandbox-id",
+    "--env",         "--timeout",    "--max-output"};
+
+bool takes_value(std::string_view flag) {
+  return std::find(std::begin(value_flags), std::end(value_flags), flag) != std::end(value_flags);
+}
+
+}  // namespace
+
+ParsedArgs parse_args(std::span<const std::string_view> args) {
+  Parser p;
+  // --help / --version answer at once, even next to flags that would fail.
+  for (auto arg : args) {
+    if (arg == "--") break;
+    if (arg == "--help" || arg == "-h") return {Action::help, {}, {}};
+    if (arg == "--version") return {Action::version, {}, {}};
+  }
+  std::size_t i = 0;
+  for (; i < args.size(); ++i) {
+    std::string_view arg = args[i];
+    if (arg == "--") break;
+    if (!arg.starts_with("--")) {
+      p.fail("unexpected argument " + quoted(arg) + ": put the command after '--'");
+      return p.result;
+    }
+    if (arg == "--allow-insecure" || arg == "--stdin") {
+      if (!p.seen.insert(arg).second) {
+        p.fail(std::string(arg) + ": given more than once");
+        return p.result;
+      }
+      (arg == "--stdin" ? p.result.options.forward_stdin : p.result.options.allow_insecure) = true;
+      continue;
+    }
+    // Both `--flag value` and `--flag=value`.
+    std::string_view flag = arg;
+    std::optional<std::string_view> value;
+    if (auto eq = arg.find('='); eq != std::string_view::npos) {
+      flag = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    }
+    if (!takes_value(flag)) {
+      if (flag == "--allow-insecure" || flag == "--stdin") {
+        p.fail(std::string(flag) + ": takes no value");
+      } else {
+        p.fail(std::string(flag) + ": unknown flag (see --help)");
+      }
+      return p.result;
+    }
+    if (!value) {
+      if (i + 1 >= args.size() || args[i + 1] == "--") {
+        p.fail(std::string(flag) + ": needs a value");
+        return p.result;
+      }
+      value = args[++i];
+    }
+    if (!p.apply(flag, *value)) return p.result;
+  }
+  if (i >= args.size()) {
+    p.fail("missing '--' before COMMAND (usage: sandbox-run [OPTIONS] -- COMMAND [ARG...])");
+    return p.result;
+  }
+  if (i + 1 >= args.size()) {
+    p.fail("missing COMMAND after '--'");
+    return p.result;
+  }
+  if (args[i + 1].empty()) {
+    p.fail("COMMAND: the program name must not be empty");
+    return p.result;
+  }
+  if (!p.check_combination()) return p.result;
+  p.result.options.argv.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+  p.result.action = Action::run;
+  return p.result;
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  struct Unit {
+    std::string_view suffix;
+    std::uint64_t ms;
+  };
+  // "ms" before "m" and "s": the first matching suffix wins.
+  static constexpr Unit units[] = {{"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+  std::uint64_t factor = 1000;  // a bare number is seconds
+  for (const auto& unit : units) {
+    if (text.ends_with(unit.suffix)) {
+      text.remove_suffix(unit.suffix.size());
+      factor = unit.ms;
+      break;
+    }
+  }
+  auto value = parse_whole(text);
+  if (!value || *value == 0) return std::nullopt;
+  constexpr auto max = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+  auto ms = checked_multiply(*value, factor, max);
+  if (!ms) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(*ms));
+}
+
+std::optional<std::uint64_t> parse_byte_count(std::string_view text) {
+  std::uint64_t factor = 1;
+  if (!text.empty()) {
+    switch (text.back()) {
+      case 'K':
+        factor = 1ULL << 10;
+        break;
+      case 'M':
+        factor = 1ULL << 20;
+        break;
+      case 'G':
+        factor = 1ULL << 30;
+        break;
+      default:
+        break;
+    }
+    if (factor != 1) text.remove_suffix(1);
+  }
+  auto value = parse_whole(text);
+  if (!value || *value == 0) return std::nullopt;
+  return checked_multiply(*value, factor, std::numeric_limits<std::uint64_t>::max());
+}
+
+std::string_view usage_text() noexcept {
+  return R"(Usage: sandbox-run [OPTIONS] -- COMMAND [ARG...]
+
+Runs COMMAND on a sandbox agent and streams its stdout and stderr here, byte for byte.
+
+Agent:
+  --address TARGET     agent to use (host:port, unix:/path, dns:///name:port); without it
+                       a private local agent is started on a unix socket for this one run,
+                       with the current directory as its workspace, and stopped afterwards
+  --token-file FILE    bearer token (trailing newline ignored); else $SANDBOX_TOKEN.
+                       Only sent to an --address agent
+  --ca FILE            CA bundle the agent's certificate must chain to (enables TLS)
+  --cert FILE          client certificate for mTLS (with --key)
+  --key FILE           private key of --cert
+  --server-name NAME   name to verify the agent's certificate against
+  --allow-insecure     allow a token over a channel without TLS
+
+Command:
+  --profile NAME       requested security profile (strict, standard); the agent clamps it
+  --image REF          OCI image reference
+  --workdir DIR        working directory inside the sandbox
+  --sandbox-id ID      the sandbox to target
+  --env KEY=VALUE      environment entry; repeatable. secret://NAME values are passed
+                       verbatim for the agent to resolve
+  --stdin              send this process's stdin (read to its end first) to the command
+  --timeout DURATION   command timeout: 500ms, 30s, 5m, 1h; a bare number is seconds
+  --max-output BYTES   per-stream output cap: 65536, 64K, 16M, 1G; output past it is dropped
+
+  --help               show this help
+  --version            show the version
+
+Exit status: the command's exit code; 124 if it timed out; 128+N if it was killed by
+signal N (130/143 when sandbox-run itself is interrupted by SIGINT/SIGTERM); 125 for any
+error of sandbox-run, the transport or the agent, reported as one line
+"sandbox-run: error: <code>: <message>" on stderr.
+)";
+}
+
+}  // namespace sandbox::cli

@@ -1,0 +1,84 @@
+#pragma once
+/// @file
+/// `sandbox-run`'s command line: parsing and validation, no I/O.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sandbox::cli {
+
+/// Everything the command line of `sandbox-run` asks for, validated.
+struct Options {
+  /// `--address`: the agent's gRPC target. Empty: start a private local agent.
+  std::string address;
+  /// `--token-file`: file holding the bearer token (only with `--address`).
+  std::string token_file;
+  /// `--ca`, `--cert`, `--key`, `--server-name`: TLS / mTLS (only with `--address`).
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  std::string server_name;
+  /// `--allow-insecure`: a token may travel over a channel without TLS.
+  bool allow_insecure = false;
+  /// `--profile`, `--image`, `--workdir`, `--sandbox-id`: passed to the runner's config.
+  std::string profile;
+  std::string image;
+  std::string workdir;
+  std::string sandbox_id;
+  /// `--env KEY=VALUE` (repeatable, the last value of a key wins); values verbatim.
+  std::map<std::string, std::string> env;
+  /// `--stdin`: send this process's whole stdin to the command.
+  bool forward_stdin = false;
+  /// `--timeout`: the command timeout; zero means the agent's default.
+  std::chrono::milliseconds timeout{0};
+  /// `--max-output`: per-stream output cap.
+  std::optional<std::uint64_t> max_output_bytes;
+  /// The command after `--`: non-empty.
+  std::vector<std::string> argv;
+
+  /// True when any TLS flag was given.
+  [[nodiscard]] bool uses_tls() const noexcept {
+    return !ca_file.empty() || !cert_file.empty() || !key_file.empty() || !server_name.empty();
+  }
+};
+
+/// What the command line asks `sandbox-run` to do.
+enum class Action {
+  run,      ///< run `Options::argv`
+  help,     ///< print `usage_text()`, exit 0
+  version,  ///< print the version, exit 0
+  error,    ///< print `ParsedArgs::error`, exit 125
+};
+
+/// The outcome of `parse_args`.
+struct ParsedArgs {
+  Action action = Action::error;
+  Options options;
+  /// For `Action::error`: one line naming the flag and the rule it broke, e.g.
+  /// `--timeout: expected a duration such as 500ms, 30s, 5m, 1h or whole seconds, got "abc"`.
+  std::string error;
+};
+
+/// Parses `sandbox-run`'s arguments (without the program name). `--help` and `--version`
+/// win over any other flag before `--`; nothing after `--` is ever read as a flag.
+ParsedArgs parse_args(std::span<const std::string_view> args);
+
+/// Parses a duration: `<n>ms`, `<n>s`, `<n>m`, `<n>h`, or a bare `<n>` meaning seconds (as
+/// coreutils' `timeout` reads it). `n` is a whole number; the result must be positive and
+/// fit in milliseconds. `std::nullopt` for anything else.
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+/// Parses a byte count: a whole number, optionally followed by `K`, `M` or `G` (powers of
+/// 1024). Must be positive. `std::nullopt` for anything else or on overflow.
+std::optional<std::uint64_t> parse_byte_count(std::string_view text);
+
+/// The `--help` text.
+std::string_view usage_text() noexcept;
+
+}  // namespace sandbox::cli

@@ -1,0 +1,189 @@
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <initializer_list>
+#include <map>
+#include <string_view>
+#include <vector>
+
+#include "cli/options.hpp"
+
+namespace sandbox::cli {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+ParsedArgs parse(std::initializer_list<std::string_view> args) {
+  std::vector<std::string_view> list(args);
+  return parse_args(list);
+}
+
+TEST(CliOptionsTest, CommandAfterDoubleDashIsTakenVerbatim) {
+  auto parsed = parse({"--", "sh", "-c", "--timeout abc", "--"});
+  ASSERT_EQ(parsed.action, Action::run) << parsed.error;
+  EXPECT_EQ(parsed.options.argv, (std::vector<std::string>{"sh", "-c", "--timeout abc", "--"}));
+  EXPECT_TRUE(parsed.options.address.empty());
+}
+
+TEST(CliOptionsTest, EveryValueFlagIsApplied) {
+  auto parsed = parse({"--address",    "unix:/s",
+                       "--token-file", "/t",
+                       "--ca",         "/ca",
+                       "--cert=/c",    "--key",
+                       "/k",           "--server-name",
+                       "agent.test",   "--allow-insecure",
+                       "--profile",    "strict",
+                       "--image",      "img:1",
+                       "--workdir",    "sub",
+                       "--sandbox-id", "sb-1",
+                       "--env",        "A=1",
+                       "--env",        "B=x=y",
+                       "--stdin",      "--timeout",
+                       "500ms",        "--max-output",
+                       "64K",          "--",
+                       "true"});
+  ASSERT_EQ(parsed.action, Action::run) << parsed.error;
+  const Options& o = parsed.options;
+  EXPECT_EQ(o.address, "unix:/s");
+  EXPECT_EQ(o.token_file, "/t");
+  EXPECT_EQ(o.ca_file, "/ca");
+  EXPECT_EQ(o.cert_file, "/c");
+  EXPECT_EQ(o.key_file, "/k");
+  EXPECT_EQ(o.server_name, "agent.test");
+  EXPECT_TRUE(o.allow_insecure);
+  EXPECT_EQ(o.profile, "strict");
+  EXPECT_EQ(o.image, "img:1");
+  EXPECT_EQ(o.workdir, "sub");
+  EXPECT_EQ(o.sandbox_id, "sb-1");
+  EXPECT_EQ(o.env, (std::map<std::string, std::string>{{"A", "1"}, {"B", "x=y"}}));
+  EXPECT_TRUE(o.forward_stdin);
+  EXPECT_EQ(o.timeout, 500ms);
+  EXPECT_EQ(o.max_output_bytes, 65536u);
+  EXPECT_TRUE(o.uses_tls());
+}
+
+TEST(CliOptionsTest, SecretReferenceIsKeptVerbatim) {
+  auto parsed = parse({"--env", "API_KEY=secret://prod/api", "--", "env"});
+  ASSERT_EQ(parsed.action, Action::run) << parsed.error;
+  EXPECT_EQ(parsed.options.env.at("API_KEY"), "secret://prod/api");
+}
+
+TEST(CliOptionsTest, HelpAndVersionWinOverBadFlags) {
+  EXPECT_EQ(parse({"--timeout", "abc", "--help"}).action, Action::help);
+  EXPECT_EQ(parse({"-h"}).action, Action::help);
+  EXPECT_EQ(parse({"--version", "--bogus"}).action, Action::version);
+}
+
+TEST(CliOptionsTest, HelpAfterDoubleDashBelongsToTheCommand) {
+  auto parsed = parse({"--", "ls", "--help"});
+  ASSERT_EQ(parsed.action, Action::run) << parsed.error;
+  EXPECT_EQ(parsed.options.argv.back(), "--help");
+}
+
+struct BadArgs {
+  std::vector<std::string_view> args;
+  std::string_view error_start;
+};
+
+class CliOptionsRejectTest : public ::testing::TestWithParam<BadArgs> {};
+
+TEST_P(CliOptionsRejectTest, NamesTheFlagAndTheRule) {
+  auto parsed = parse_args(GetParam().args);
+  EXPECT_EQ(parsed.action, Action::error);
+  EXPECT_THAT(parsed.error, StartsWith(std::string(GetParam().error_start)));
+  EXPECT_EQ(parsed.error.find('\n'), std::string::npos) << "one line";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadCommandLines, CliOptionsRejectTest,
+    ::testing::Values(
+        BadArgs{{"--timeout", "abc", "--", "true"}, "--timeout: expected a positive duration"},
+        BadArgs{{"--timeout", "0s", "--", "true"}, "--timeout: expected a positive duration"},
+        BadArgs{{"--timeout=-5", "--", "true"}, "--timeout: expected a positive duration"},
+        BadArgs{{"--max-output", "10X", "--", "true"}, "--max-output: expected a positive"},
+        BadArgs{{"--bogus", "--", "true"}, "--bogus: unknown flag"},
+        BadArgs{{"--bogus=1", "--", "true"}, "--bogus: unknown flag"},
+        BadArgs{{"--stdin=yes", "--", "true"}, "--stdin: takes no value"},
+        BadArgs{{"--timeout"}, "--timeout: needs a value"},
+        BadArgs{{"--timeout", "--", "true"}, "--timeout: needs a value"},
+        BadArgs{{"--address", "", "--", "true"}, "--address: must not be empty"},
+        BadArgs{{"--env", "=x", "--", "true"}, "--env: expected KEY=VALUE"},
+        BadArgs{{"--env", "NOEQUALS", "--", "true"}, "--env: expected KEY=VALUE"},
+        BadArgs{{"--profile", "a", "--profile", "b", "--", "true"},
+                "--profile: given more than once"},
+        BadArgs{{"--stdin", "--stdin", "--", "cat"}, "--stdin: given more than once"},
+        BadArgs{{"echo", "hi"}, "unexpected argument \"echo\""},
+        BadArgs{{"--stdin"}, "missing '--' before COMMAND"},
+        BadArgs{{}, "missing '--' before COMMAND"}, BadArgs{{"--"}, "missing COMMAND after '--'"},
+        BadArgs{{"--", ""}, "COMMAND: the program name must not be empty"},
+        BadArgs{{"--token-file", "/t", "--", "true"}, "--token-file: requires --address"},
+        BadArgs{{"--ca", "/ca", "--", "true"}, "--ca/--cert/--key/--server-name: require"},
+        BadArgs{{"--address", "a:1", "--cert", "/c", "--", "true"}, "--cert/--key: mTLS"}));
+
+TEST(CliOptionsTest, ErrorQuotesControlCharactersAway) {
+  auto parsed = parse({"--timeout", "1\n2", "--", "true"});
+  ASSERT_EQ(parsed.action, Action::error);
+  EXPECT_THAT(parsed.error, HasSubstr("\"1?2\""));
+}
+
+TEST(CliDurationTest, AcceptsEveryUnitAndBareSeconds) {
+  EXPECT_EQ(parse_duration("500ms"), 500ms);
+  EXPECT_EQ(parse_duration("30s"), 30s);
+  EXPECT_EQ(parse_duration("5m"), 5min);
+  EXPECT_EQ(parse_duration("1h"), 1h);
+  EXPECT_EQ(parse_duration("7"), 7s);
+}
+
+TEST(CliDurationTest, RejectsMalformedZeroAndOverflow) {
+  for (auto text : {"", "ms", "s", "abc", "1.5s", "-1s", "+1s", "0", "0ms", "1 s", "1d", "1sm",
+                    "99999999999999999999ms", "9223372036854775807s"}) {
+    EXPECT_EQ(parse_duration(text), std::nullopt) << text;
+  }
+}
+
+TEST(CliByteCountTest, AcceptsBinarySuffixes) {
+  EXPECT_EQ(parse_byte_count("1"), 1u);
+  EXPECT_EQ(parse_byte_count("64K"), 64u << 10);
+  EXPECT_EQ(parse_byte_count("16M"), 16u << 20);
+  EXPECT_EQ(parse_byte_count("1G"), 1u << 30);
+}
+
+TEST(CliByteCountTest, RejectsMalformedZeroAndOverflow) {
+  for (auto text :
+       {"", "K", "0", "0K", "1k", "1KB", "-1", "18446744073709551616", "17179869184G"}) {
+    EXPECT_EQ(parse_byte_count(text), std::nullopt) << text;
+  }
+}
+
+TEST(CliOptionsTest, UsageDocumentsEveryFlagAndTheExitStatuses) {
+  auto usage = std::string(usage_text());
+  for (auto flag : {"--address",
+                    "--token-file",
+                    "--ca",
+                    "--cert",
+                    "--key",
+                    "--server-name",
+                    "--allow-insecure",
+                    "--profile",
+                    "--image",
+                    "--workdir",
+                    "--sandbox-id",
+                    "--env",
+                    "--stdin",
+                    "--timeout",
+                    "--max-output",
+                    "--help",
+                    "--version",
+                    "bare number is seconds",
+                    "124",
+                    "125",
+                    "128+N"}) {
+    EXPECT_THAT(usage, HasSubstr(flag));
+  }
+}
+
+}  // namespace
+}  // namespace sandbox::cli
