@@ -1,0 +1,219 @@
+#include "agent/agent_server.hpp"
+
+#include <grpcpp/grpcpp.h>
+#include <unistd.h>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+#include <condition_variable>
+#include <csignal>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "agent/auth.hpp"
+#include "agent/exec_session.hpp"
+#include "agent/log.hpp"
+#include "agent/request_validation.hpp"
+#include "agent/session_registry.hpp"
+#include "agent/uuid.hpp"
+#include "sandbox/v1/sandbox_exec.grpc.pb.h"
+
+namespace sandbox::agent {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Process I/O is light (pipe reads, timers); two threads keep one slow handler from
+// delaying every other exec, on the two cores this agent is sized for.
+constexpr int kIoThreads = 2;
+
+// The reactor of a call refused before anything ran.
+class RefusedCall final : public grpc::ServerWriteReactor<v1::ExecResponse> {
+ public:
+  explicit RefusedCall(grpc::Status status) { Finish(std::move(status)); }
+  void OnDone() override { delete this; }
+};
+
+bool is_printable_ascii(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+std::string default_sandbox_id() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) return "local";
+  return std::string("local-") + host;
+}
+
+// "host:port" -> "host"; throws unless the port is a number.
+std::string tcp_host(const std::string& listen) {
+  const std::size_t colon = listen.rfind(':');
+  const bool has_port = colon != std::string::npos && colon + 1 < listen.size() &&
+                        listen.find_first_not_of("0123456789", colon + 1) == std::string::npos;
+  if (!has_port) {
+    throw std::runtime_error("listen: expected HOST:PORT or unix:PATH, got '" + listen + "'");
+  }
+  return listen.substr(0, colon);
+}
+
+}  // namespace
+
+struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
+  explicit Impl(AgentOptions opts) : options(std::move(opts)), work(io.get_executor()) {}
+
+  grpc::ServerWriteReactor<v1::ExecResponse>* Exec(grpc::CallbackServerContext* context,
+                                                   const v1::ExecRequest* request) override {
+    grpc::Status status = authorize(*context);
+    LaunchSpec spec;
+    if (status.ok()) status = validate_exec_request(*request, workspace, spec);
+    if (!status.ok()) return refuse(*context, std::move(status));
+
+    std::string exec_id = request->exec_id().empty() ? make_uuid_v4() : request->exec_id();
+    auto* session =
+        new ExecSession(*settings, registry, std::move(exec_id), std::move(spec), *request);
+    if (status = registry.admit(*session); !status.ok()) {
+      delete session;  // never started, never returned to gRPC: a plain object still
+      return refuse(*context, std::move(status));
+    }
+    session->start();
+    return session;
+  }
+
+  grpc::Status authorize(const grpc::CallbackServerContext& context) const {
+    if (options.token.empty()) return grpc::Status::OK;
+    const auto& metadata = context.client_metadata();
+    auto [first, last] = metadata.equal_range("authorization");
+    if (first != last && std::next(first) == last &&
+        bearer_token_matches(options.token,
+                             std::string_view(first->second.data(), first->second.size()))) {
+      return grpc::Status::OK;
+    }
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or invalid bearer token");
+  }
+
+  grpc::ServerWriteReactor<v1::ExecResponse>* refuse(const grpc::CallbackServerContext& context,
+                                                     grpc::Status status) {
+    log("info", "exec.refused",
+        {{"peer", context.peer()},
+         {"code", std::to_string(static_cast<int>(status.error_code()))},
+         {"reason", status.error_message()}});
+    return new RefusedCall(std::move(status));
+  }
+
+  void shutdown() {
+    std::call_once(shutdown_once, [this] {
+      log("info", "agent.shutdown", {{"address", address}});
+      registry.close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "agent is shutting down"));
+      // Cancels whatever is still in flight and waits for the calls to end.
+      if (server) server->Shutdown(std::chrono::system_clock::now());
+      // Every session finishes only after its child is reaped; the io_context must keep
+      // running until then, since sessions post to it.
+      registry.wait_until_empty();
+      work.reset();
+      for (std::thread& thread : io_threads) thread.join();
+      {
+        std::lock_guard lock(done_mutex);
+        done = true;
+      }
+      done_cv.notify_all();
+    });
+  }
+
+  const AgentOptions options;
+  fs::path workspace;
+  std::string address;
+
+  asio::io_context io;
+  asio::executor_work_guard<asio::io_context::executor_type> work;
+  std::vector<std::thread> io_threads;
+  std::optional<SessionSettings> settings;
+  SessionRegistry registry;
+  std::unique_ptr<grpc::Server> server;  // after the service (this) it calls into
+
+  std::once_flag shutdown_once;
+  std::mutex done_mutex;
+  std::condition_variable done_cv;
+  bool done = false;  // guarded by done_mutex
+};
+
+AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  Impl& impl = *impl_;
+  const AgentOptions& opts = impl.options;
+  if (opts.token.empty() && !opts.allow_unauthenticated) {
+    throw std::runtime_error(
+        "no authentication configured: set a token, or allow unauthenticated access "
+        "explicitly");
+  }
+  if (!opts.token.empty() && !is_printable_ascii(opts.token)) {
+    throw std::runtime_error("token: must be printable ASCII without spaces");
+  }
+  if (opts.max_chunk_bytes == 0) throw std::runtime_error("max_chunk_bytes: must be positive");
+  if (opts.kill_grace.count() < 0) throw std::runtime_error("kill_grace: must not be negative");
+  if (opts.listen.empty()) throw std::runtime_error("listen: must not be empty");
+
+  std::error_code ec;
+  const fs::path root = opts.workspace.empty() ? fs::current_path(ec) : opts.workspace;
+  impl.workspace = fs::canonical(root, ec);
+  if (ec || !fs::is_directory(impl.workspace, ec)) {
+    throw std::runtime_error("workspace: '" + root.string() + "' is not an existing directory");
+  }
+
+  // Writes to a pipe whose reader died must fail with EPIPE, not kill the agent.
+  std::signal(SIGPIPE, SIG_IGN);
+
+  const bool unix_socket = opts.listen.starts_with("unix:");
+  const std::string host = unix_socket ? std::string() : tcp_host(opts.listen);
+  if (unix_socket && opts.listen.size() == 5) {
+    throw std::runtime_error("listen: unix: needs a socket path");
+  }
+
+  impl.settings.emplace(SessionSettings{
+      impl.io.get_executor(), opts.sandbox_id.empty() ? default_sandbox_id() : opts.sandbox_id,
+      opts.kill_grace, opts.max_chunk_bytes});
+  for (int i = 0; i < kIoThreads; ++i) {
+    impl.io_threads.emplace_back([&impl] { impl.io.run(); });
+  }
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
+  // Without this, a second agent could silently share a TCP port with the first.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.RegisterService(&impl);
+  impl.server = builder.BuildAndStart();
+  if (!impl.server || port == 0) {
+    impl.server.reset();
+    impl.work.reset();
+    for (std::thread& thread : impl.io_threads) thread.join();
+    impl.io_threads.clear();
+    throw std::runtime_error("listen: cannot listen on '" + opts.listen + "'");
+  }
+  impl.address = unix_socket ? opts.listen : host + ":" + std::to_string(port);
+  log("info", "agent.start",
+      {{"address", impl.address},
+       {"auth", opts.token.empty() ? "none" : "bearer"},
+       {"sandbox_id", impl.settings->sandbox_id},
+       {"workspace", impl.workspace.string()},
+       {"effective_profile", "none"},
+       {"note", "no confinement: commands run with the agent's own user and privileges"}});
+}
+
+AgentServer::~AgentServer() {
+  if (impl_->server) shutdown();
+}
+
+std::string AgentServer::address() const { return impl_->address; }
+
+void AgentServer::shutdown() { impl_->shutdown(); }
+
+void AgentServer::wait() {
+  std::unique_lock lock(impl_->done_mutex);
+  impl_->done_cv.wait(lock, [this] { return impl_->done; });
+}
+
+}  // namespace sandbox::agent

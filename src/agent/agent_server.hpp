@@ -1,0 +1,63 @@
+// The reference agent as a library: a gRPC server for SandboxExecService.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace sandbox::agent {
+
+/// How an AgentServer listens, authenticates and runs commands.
+struct AgentOptions {
+  std::string listen;                          // "host:port" (port 0 = ephemeral) or "unix:PATH"
+  std::string token;                           // bearer token; empty = none
+  bool allow_unauthenticated = false;          // required when token is empty
+  std::filesystem::path workspace;             // root and default workdir; empty = current dir
+  std::string sandbox_id;                      // reported in Started; empty = "local-<hostname>"
+  std::chrono::milliseconds kill_grace{2000};  // TERM -> KILL delay
+  std::size_t max_chunk_bytes = 64 * 1024;     // coalescing limit per message
+};
+
+/// A running agent: serves SandboxExecService::Exec on `options.listen`.
+///
+/// Commands run unconfined (effective profile "none"), each in its own process group, with a
+/// clean environment, in the workspace. Process I/O runs on two internal Asio threads; gRPC
+/// runs its own. Ignores SIGPIPE for the whole process (writes to a closed pipe must fail
+/// with EPIPE, not kill the agent); children get default dispositions.
+///
+/// Thread-safety: every member function may be called from any thread.
+class AgentServer {
+ public:
+  /// Binds and starts serving.
+  /// @throws std::runtime_error with a message naming the problem: no token and
+  ///   `allow_unauthenticated` false, a malformed or unbindable `listen`, a workspace that is
+  ///   not a directory, a token that is not printable ASCII.
+  explicit AgentServer(AgentOptions options);
+
+  /// shutdown(), then releases everything.
+  ~AgentServer();
+
+  AgentServer(const AgentServer&) = delete;
+  AgentServer& operator=(const AgentServer&) = delete;
+
+  /// The bound address with the real port: "127.0.0.1:45123", or "unix:/tmp/x/agent.sock"
+  /// as given. Usable as a gRPC target.
+  std::string address() const;
+
+  /// Stops accepting calls, cancels running execs (their process groups get SIGTERM, then
+  /// SIGKILL after `kill_grace`), waits until every call has finished and every child has
+  /// been reaped. Idempotent: concurrent and later calls wait for the first to complete.
+  /// Must not be called from a gRPC reaction.
+  void shutdown();
+
+  /// Blocks until shutdown() has completed.
+  void wait();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace sandbox::agent

@@ -1,0 +1,105 @@
+#include "agent/command_line.hpp"
+
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+namespace sandbox::agent {
+namespace {
+
+std::string read_token_file(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw CommandLineError("--token-file: cannot read '" + path + "'");
+  std::ostringstream contents;
+  contents << file.rdbuf();
+  std::string token = contents.str();
+  const std::size_t first = token.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) throw CommandLineError("--token-file: '" + path + "' is empty");
+  token = token.substr(first, token.find_last_not_of(" \t\r\n") - first + 1);
+  for (unsigned char c : token) {
+    // The token travels in an HTTP/2 header: visible ASCII only.
+    if (c < 0x21 || c > 0x7e) {
+      throw CommandLineError("--token-file: the token must be printable ASCII without spaces");
+    }
+  }
+  return token;
+}
+
+}  // namespace
+
+std::string usage() {
+  return "usage: sandbox-agent --listen ADDR [--token-file FILE] [--allow-unauthenticated]\n"
+         "                     [--workspace DIR] [--sandbox-id ID]\n"
+         "       sandbox-agent --help | --version\n"
+         "\n"
+         "Serves sandbox.v1.SandboxExecService. Commands run unconfined (profile 'none').\n"
+         "\n"
+         "  --listen ADDR              HOST:PORT (port 0 picks a free port) or unix:PATH\n"
+         "  --token-file FILE          require 'authorization: Bearer <token>', the token read\n"
+         "                             from FILE\n"
+         "  --allow-unauthenticated    serve without a token (required when no --token-file)\n"
+         "  --workspace DIR            working directory root (default: current directory)\n"
+         "  --sandbox-id ID            id reported to clients (default: local-<hostname>)\n"
+         "  --help                     print this help\n"
+         "  --version                  print the version\n"
+         "\n"
+         "Prints 'listening on ADDR' once ready. SIGTERM or SIGINT stops it gracefully.\n";
+}
+
+CommandLine parse_command_line(std::span<const std::string_view> args) {
+  CommandLine result;
+  std::optional<std::string> listen;
+  std::optional<std::string> token_file;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string_view flag = args[i];
+    std::optional<std::string> inline_value;
+    if (const std::size_t eq = flag.find('='); flag.starts_with("--") && eq != flag.npos) {
+      inline_value = std::string(flag.substr(eq + 1));
+      flag = flag.substr(0, eq);
+    }
+    auto value = [&]() -> std::string {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= args.size()) throw CommandLineError(std::string(flag) + ": needs a value");
+      return std::string(args[++i]);
+    };
+    auto no_value = [&] {
+      if (inline_value) throw CommandLineError(std::string(flag) + ": takes no value");
+    };
+    if (flag == "--help" || flag == "-h") {
+      no_value();
+      result.action = CommandLine::Action::help;
+      return result;
+    } else if (flag == "--version") {
+      no_value();
+      result.action = CommandLine::Action::version;
+      return result;
+    } else if (flag == "--listen") {
+      listen = value();
+      if (listen->empty()) throw CommandLineError("--listen: must not be empty");
+    } else if (flag == "--token-file") {
+      token_file = value();
+    } else if (flag == "--allow-unauthenticated") {
+      no_value();
+      result.options.allow_unauthenticated = true;
+    } else if (flag == "--workspace") {
+      result.options.workspace = value();
+      if (result.options.workspace.empty())
+        throw CommandLineError("--workspace: must not be empty");
+    } else if (flag == "--sandbox-id") {
+      result.options.sandbox_id = value();
+    } else {
+      throw CommandLineError(std::string(flag) + ": unknown flag (see --help)");
+    }
+  }
+  if (!listen) throw CommandLineError("--listen: required");
+  result.options.listen = *listen;
+  if (token_file) result.options.token = read_token_file(*token_file);
+  if (result.options.token.empty() && !result.options.allow_unauthenticated) {
+    throw CommandLineError(
+        "--token-file: required unless --allow-unauthenticated (refusing to serve without "
+        "authentication)");
+  }
+  return result;
+}
+
+}  // namespace sandbox::agent

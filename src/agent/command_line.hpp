@@ -1,0 +1,37 @@
+// The sandbox-agent command line.
+#pragma once
+
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "agent/agent_server.hpp"
+
+namespace sandbox::agent {
+
+/// What the command line asks for.
+struct CommandLine {
+  enum class Action { run, help, version };
+  Action action = Action::run;
+  AgentOptions options;  ///< meaningful for Action::run
+};
+
+/// A command-line error; what() names the flag ("--token-file: cannot read ...").
+class CommandLineError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Parses the arguments after the program name:
+/// `--listen ADDR [--token-file FILE] [--allow-unauthenticated] [--workspace DIR]
+/// [--sandbox-id ID]`, `--help`, `--version`; `--flag=value` also works. Reads the token
+/// file (surrounding whitespace trimmed). Requires --listen, and --token-file or
+/// --allow-unauthenticated.
+/// @throws CommandLineError naming the offending flag.
+CommandLine parse_command_line(std::span<const std::string_view> args);
+
+/// The --help text.
+std::string usage();
+
+}  // namespace sandbox::agent
