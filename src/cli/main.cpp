@@ -1,0 +1,238 @@
+// sandbox-run: runs one command on a sandbox agent, streaming its output byte for byte.
+// The flags and exit statuses are a contract: see `usage_text()` in options.cpp.
+
+#include <unistd.h>
+
+#include <asio/co_spawn.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/signal_set.hpp>
+#include <asio/use_awaitable.hpp>
+#include <csignal>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/fd_io.hpp"
+#include "cli/local_agent.hpp"
+#include "cli/options.hpp"
+#include "sandbox/sandbox.hpp"
+
+namespace {
+
+using namespace sandbox;
+
+/// Any error of sandbox-run, the transport or the agent.
+constexpr int exit_error = 125;
+/// 128 + SIGPIPE, as if the write had killed us: what `cmd | head` expects.
+constexpr int exit_broken_pipe = 128 + SIGPIPE;
+
+/// The one error line: `sandbox-run: error: <code name>: <message>`.
+void print_error(std::error_code ec, std::string_view message) {
+  std::string line = "sandbox-run: error: ";
+  line += error_name(ec);
+  line += ": ";
+  // One line, whatever the agent's message contains.
+  for (char c : message.empty() ? std::string_view(ec.message()) : message) {
+    line += (c == '\n' || c == '\r') ? ' ' : c;
+  }
+  while (line.ends_with(' ')) line.pop_back();
+  line += '\n';
+  cli::write_all(STDERR_FILENO, line);
+}
+
+/// `std::system_error::what()` appends ": <code message>" to the message it was given;
+/// the error line names the code already.
+std::string message_of(const std::system_error& e) {
+  std::string what = e.what();
+  std::string suffix = ": " + e.code().message();
+  if (what.size() > suffix.size() && what.ends_with(suffix))
+    what.resize(what.size() - suffix.size());
+  return what;
+}
+
+[[noreturn]] void throw_error(errc code, const std::string& message) {
+  throw std::system_error(make_error_code(code), message);
+}
+
+/// The bearer token for an `--address` agent: `--token-file` (one trailing newline
+/// ignored), else `$SANDBOX_TOKEN`. A private agent gets none.
+std::string load_token(const cli::Options& options) {
+  if (options.address.empty()) return {};
+  if (options.token_file.empty()) {
+    const char* env = std::getenv("SANDBOX_TOKEN");
+    return env != nullptr ? env : "";
+  }
+  std::ifstream file(options.token_file, std::ios::binary);
+  std::ostringstream text;
+  if (!file || !(text << file.rdbuf())) {
+    throw_error(errc::invalid_config, "--token-file: cannot read " + options.token_file);
+  }
+  std::string token = std::move(text).str();
+  if (token.ends_with('\n')) token.pop_back();
+  if (token.ends_with('\r')) token.pop_back();
+  if (token.empty())
+    throw_error(errc::invalid_config, "--token-file: " + options.token_file + " is empty");
+  return token;
+}
+
+RemoteRunnerConfig make_config(const cli::Options& options, std::string address) {
+  RemoteRunnerConfig config;
+  config.address = std::move(address);
+  config.token = load_token(options);
+  if (options.uses_tls()) {
+    TlsConfig& tls = config.tls.emplace();
+    tls.ca_file = options.ca_file;
+    tls.cert_file = options.cert_file;
+    tls.key_file = options.key_file;
+    tls.server_name = options.server_name;
+  }
+  config.allow_insecure = options.allow_insecure;
+  config.profile = options.profile;
+  config.image = options.image;
+  config.workdir = options.workdir;
+  config.sandbox_id = options.sandbox_id;
+  return config;
+}
+
+Command make_command(const cli::Options& options) {
+  Command command(options.argv);
+  command.env = options.env;
+  command.timeout = options.timeout;
+  command.max_output_bytes = options.max_output_bytes;
+  if (options.forward_stdin) {
+    if (auto ec = cli::read_all(STDIN_FILENO, command.stdin_data)) {
+      throw std::system_error(ec, "--stdin: cannot read stdin");
+    }
+  }
+  return command;
+}
+
+/// sandbox-run's status for how the command ended.
+int exit_status_of(const ExitStatus& status) {
+  if (status.timed_out) return 124;
+  if (status.signal > 0) return 128 + status.signal;
+  if (status.exit_code < 0 || status.exit_code > 255) {
+    print_error(
+        make_error_code(errc::protocol_error),
+        "the agent reported exit code " + std::to_string(status.exit_code) + ", outside 0-255");
+    return exit_error;
+  }
+  return status.exit_code;
+}
+
+/// Streams `command`'s output to fds 1 and 2 as it arrives and yields sandbox-run's exit
+/// status. SIGINT/SIGTERM/SIGHUP cancel the call (the agent kills the command) and yield
+/// 128 + the signal.
+asio::awaitable<int> stream_command(RemoteRunner& runner, Command command,
+                                    asio::signal_set& signals) {
+  // Shared with the signal handler, which may still be queued when this frame is gone.
+  auto stream = std::make_shared<ExecStream>(runner.stream(std::move(command)));
+  auto interrupted = std::make_shared<int>(0);
+  signals.async_wait([stream, interrupted](std::error_code ec, int signal) {
+    if (ec) return;
+    *interrupted = signal;
+    stream->cancel();
+  });
+  struct CancelSignalWait {
+    asio::signal_set& signals;
+    ~CancelSignalWait() { signals.cancel(); }
+  } cancel_signal_wait{signals};
+
+  for (;;) {
+    auto [ec, chunk] = co_await stream->next(asio::experimental::as_tuple(asio::use_awaitable));
+    if (*interrupted != 0) co_return 128 + *interrupted;
+    if (ec) {
+      print_error(ec, stream->error_message());
+      co_return exit_error;
+    }
+    if (!chunk) break;
+    const int fd = chunk->stream == OutputStream::out ? STDOUT_FILENO : STDERR_FILENO;
+    if (auto write_ec = cli::write_all(fd, chunk->data)) {
+      stream->cancel();
+      if (write_ec == std::errc::broken_pipe) co_return exit_broken_pipe;
+      print_error(write_ec,
+                  std::string(fd == STDOUT_FILENO ? "writing stdout: " : "writing stderr: ") +
+                      write_ec.message());
+      co_return exit_error;
+    }
+  }
+  co_return exit_status_of(stream->exit_status());
+}
+
+int run(const cli::Options& options) {
+  // A closed reader of our stdout must surface as EPIPE from write(), not kill us before the
+  // private agent is stopped.
+  std::signal(SIGPIPE, SIG_IGN);
+  asio::io_context io;
+  // Installed before the agent starts: a signal from now on is queued for the wait in
+  // stream_command instead of killing this process with the agent still running.
+  asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+
+  Command command = make_command(options);
+  std::unique_ptr<cli::LocalAgent> agent;
+  std::string address = options.address;
+  if (address.empty()) {
+    auto binary = cli::find_agent_binary();
+    if (!binary) {
+      throw_error(errc::unavailable,
+                  "no sandbox-agent next to sandbox-run or on PATH to start a private agent; "
+                  "pass --address");
+    }
+    agent = cli::LocalAgent::start(
+        {.binary = *binary, .workspace = std::filesystem::current_path().string()});
+    address = agent->address();
+  }
+
+  int status = exit_error;
+  {
+    RemoteRunner runner(io.get_executor(), make_config(options, address));
+    asio::co_spawn(io, stream_command(runner, std::move(command), signals),
+                   [&](std::exception_ptr error, int result) {
+                     status = result;
+                     if (!error) return;
+                     status = exit_error;
+                     try {
+                       std::rethrow_exception(error);
+                     } catch (const std::system_error& e) {
+                       print_error(e.code(), message_of(e));
+                     } catch (const std::exception& e) {
+                       print_error(make_error_code(errc::internal), e.what());
+                     }
+                   });
+    io.run();
+  }  // ~RemoteRunner waits until gRPC finished the call, before the agent goes away.
+  return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  auto parsed = cli::parse_args(args);
+  switch (parsed.action) {
+    case cli::Action::help:
+      return cli::write_all(STDOUT_FILENO, cli::usage_text()) ? exit_error : 0;
+    case cli::Action::version:
+      return cli::write_all(STDOUT_FILENO, "sandbox-run " SANDBOX_VERSION "\n") ? exit_error : 0;
+    case cli::Action::error:
+      print_error(make_error_code(errc::invalid_argument), parsed.error);
+      return exit_error;
+    case cli::Action::run:
+      break;
+  }
+  try {
+    return run(parsed.options);
+  } catch (const std::system_error& e) {
+    print_error(e.code(), message_of(e));
+  } catch (const std::exception& e) {
+    print_error(make_error_code(errc::internal), e.what());
+  }
+  return exit_error;
+}
