@@ -1,0 +1,21 @@
+# Tests of sandbox-agent (label `agent`). Included from test/CMakeLists.txt.
+if(NOT TARGET sandbox_agent_core)
+  return()
+endif()
+
+sandbox_add_test(agent_unit_tests
+  SOURCES unit/agent_auth_test.cpp
+          unit/agent_command_line_test.cpp
+          unit/agent_request_validation_test.cpp
+  LIBS sandbox_agent_core sandbox_test_support
+  LABELS agent unit)
+
+sandbox_add_test(agent_exec_tests
+  SOURCES integration/agent_exec_test.cpp
+  LIBS sandbox_agent_core sandbox_test_support
+  LABELS agent integration)
+
+sandbox_add_test(agent_binary_tests
+  SOURCES integration/agent_binary_test.cpp
+  LIBS sandbox_test_support
+  LABELS agent integration)
