@@ -7,7 +7,8 @@
 
 namespace sandbox::detail {
 
-CallBase::CallBase(RunnerCore* core, Command command) : core_(core), command_(std::move(command)) {}
+CallBase::CallBase(RunnerCore* core, Command command)
+    : RunnerMembership(core), command_(std::move(command)) {}
 
 void CallBase::cancel_with(CancelReason reason) noexcept {
   auto expected = CancelReason::none;
@@ -39,7 +40,7 @@ bool CallBase::start_rpc(const std::shared_ptr<CallBase>& self, int holds) {
     context_.set_credentials(credentials);
   }
   // Registered last: from here on close() may cancel the context concurrently.
-  if (!core_->add(self)) return false;
+  if (!join(self)) return false;
   core_->stub().async()->Exec(&context_, &request_, this);
   if (holds > 0) AddMultipleHolds(holds);
   StartRead(&response_);
@@ -70,7 +71,5 @@ std::error_code CallBase::error_for(const grpc::Status& status, std::string& mes
   if (message.empty()) message = "gRPC status " + std::to_string(status.error_code());
   return error_from_grpc_code(status.error_code());
 }
-
-void CallBase::leave_runner() noexcept { core_->remove(this); }
 
 }  // namespace sandbox::detail

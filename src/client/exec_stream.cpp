@@ -9,61 +9,116 @@
 namespace sandbox {
 namespace detail {
 
-StreamCore::StreamCore(RunnerCore* core, Command command, std::size_t read_ahead)
-    : CallBase(core, std::move(command)), read_ahead_(std::max<std::size_t>(1, read_ahead)) {}
+// ---------------------------------------------------------------- the consumer's side
 
-void StreamCore::start() {
-  std::error_code error;
-  std::string message;
-  if (!prepare(error, message)) {
-    std::lock_guard lock(mutex_);
-    ended_ = true;
-    outcome_ = error;
-    message_ = std::move(message);
-    return;
-  }
-  {
-    std::lock_guard lock(mutex_);
-    info_ = sequence_.info();
-    holding_ = true;  // reads are also started by next(), outside reactions
-    reading_ = true;  // start_rpc issues the first read
-  }
-  self_ = shared_from_this();
-  if (!start_rpc(self_, 1)) {
-    self_.reset();
-    std::lock_guard lock(mutex_);
-    holding_ = reading_ = false;
-    ended_ = true;
-    outcome_ = make_error_code(errc::runner_closed);
-    message_ = "the runner is closed";
-  }
+void StreamCore::fail(std::error_code error, std::string text) {
+  std::lock_guard lock(mutex);
+  ended = true;
+  outcome = error;
+  message = std::move(text);
 }
 
-bool StreamCore::take_hold_locked() noexcept { return std::exchange(holding_, false); }
-
 bool StreamCore::take_read_locked() noexcept {
-  if (ended_ || reading_ || !holding_ || ready_.size() >= read_ahead_) return false;
-  reading_ = true;
+  if (ended || reading || !holding || ready.size() >= read_ahead) return false;
+  reading = true;
   return true;
 }
 
-void StreamCore::OnReadDone(bool ok) {
+void StreamCore::next(NextCompletion done) {
+  std::optional<OutputChunk> chunk;
+  std::error_code error;
+  bool complete_now = true;
+  std::shared_ptr<StreamRpc> reader;
+  {
+    std::lock_guard lock(mutex);
+    if (!ready.empty()) {
+      chunk = std::move(ready.front());
+      ready.pop_front();
+      // The hold is held while a read may be claimed, so the reactor is alive.
+      if (take_read_locked()) reader = rpc.lock();
+    } else if (outcome) {
+      error = *outcome;
+    } else if (waiting) {
+      error = asio::error::already_started;  // one next() at a time
+    } else {
+      waiting = std::move(done);
+      complete_now = false;
+    }
+  }
+  if (reader) reader->read_more();
+  if (complete_now) done(error, std::move(chunk));
+}
+
+void StreamCore::cancel() noexcept {
+  if (auto reactor = rpc.lock()) reactor->cancel_with(CancelReason::user);
+}
+
+bool StreamCore::finished() const {
+  std::lock_guard lock(mutex);
+  return outcome.has_value();
+}
+
+ExitStatus StreamCore::exit_status() const {
+  std::lock_guard lock(mutex);
+  return exit;
+}
+
+ExecInfo StreamCore::info() const {
+  std::lock_guard lock(mutex);
+  return info_;
+}
+
+std::string StreamCore::error_message() const {
+  std::lock_guard lock(mutex);
+  return message;
+}
+
+// ---------------------------------------------------------------- the reactor
+
+StreamRpc::StreamRpc(RunnerCore* core, Command command, std::shared_ptr<StreamCore> stream)
+    : CallBase(core, std::move(command)), stream_(std::move(stream)) {}
+
+void StreamRpc::start(RunnerCore* core, Command command, const std::shared_ptr<StreamCore>& stream) {
+  auto rpc = std::make_shared<StreamRpc>(core, std::move(command), stream);
+  std::error_code error;
+  std::string message;
+  if (!rpc->prepare(error, message)) return stream->fail(error, std::move(message));
+  {
+    std::lock_guard lock(stream->mutex);
+    stream->info_ = rpc->sequence_.info();
+    stream->rpc = rpc;
+    stream->holding = true;  // reads are also started by next(), outside reactions
+    stream->reading = true;  // start_rpc issues the first read
+  }
+  rpc->self_ = rpc;
+  if (!rpc->start_rpc(rpc, 1)) {
+    rpc->self_.reset();
+    {
+      std::lock_guard lock(stream->mutex);
+      stream->holding = stream->reading = false;
+    }
+    stream->fail(errc::runner_closed, "the runner is closed");
+  }
+}
+
+void StreamRpc::OnReadDone(bool ok) {
+  StreamCore& s = *stream_;
   NextCompletion deliver;
   std::optional<OutputChunk> chunk;
   bool release = false;
-  bool read_more = false;
+  bool read_again = false;
   auto end_reason = CancelReason::none;
   {
-    std::lock_guard lock(mutex_);
-    reading_ = false;
-    if (!ok || ended_) {
+    std::lock_guard lock(s.mutex);
+    s.reading = false;
+    if (!ok || s.ended) {
       // The call is over (OnDone brings the status), or a cancellation made this read moot.
-      ended_ = true;
-      release = take_hold_locked();
+      s.ended = true;
+      release = std::exchange(s.holding, false);
     } else {
       switch (sequence_.accept(response_)) {
         case ResponseKind::started:
-          info_ = sequence_.info();
+          s.info_ = sequence_.info();
           break;
         case ResponseKind::chunk: {
           OutputChunk next;
@@ -71,118 +126,73 @@ void StreamCore::OnReadDone(bool ok) {
           next.data = std::move(next.stream == OutputStream::out ? *response_.mutable_stdout()
                                                                  : *response_.mutable_stderr());
           next.offset = sequence_.received(next.stream) - next.data.size();
-          if (waiting_ && ready_.empty()) {
-            deliver = std::move(waiting_);
+          if (s.waiting && s.ready.empty()) {
+            deliver = std::move(s.waiting);
             chunk = std::move(next);
           } else {
-            ready_.push_back(std::move(next));
+            s.ready.push_back(std::move(next));
           }
           break;
         }
         case ResponseKind::exit:
           // The first exit_code ends the stream, even if the agent keeps it open.
-          exit_ = sequence_.exit_status();
-          info_ = sequence_.info();
-          outcome_ = std::error_code{};
-          ended_ = true;
-          release = take_hold_locked();
+          s.exit = sequence_.exit_status();
+          s.info_ = sequence_.info();
+          s.outcome = std::error_code{};
+          s.ended = true;
+          release = std::exchange(s.holding, false);
           end_reason = CancelReason::exited;
-          if (waiting_ && ready_.empty()) deliver = std::move(waiting_);
+          if (s.waiting && s.ready.empty()) deliver = std::move(s.waiting);
           break;
         case ResponseKind::violation:
-          ended_ = true;
-          release = take_hold_locked();
+          s.ended = true;
+          release = std::exchange(s.holding, false);
           end_reason = CancelReason::violation;
           break;
       }
-      read_more = !ended_ && ready_.size() < read_ahead_;
-      reading_ = read_more;
+      read_again = !s.ended && s.ready.size() < s.read_ahead;
+      s.reading = read_again;
     }
   }
   if (deliver) deliver({}, std::move(chunk));
   if (end_reason != CancelReason::none) cancel_with(end_reason);
   if (release) RemoveHold();
-  if (read_more) StartRead(&response_);
+  if (read_again) StartRead(&response_);
 }
 
-void StreamCore::OnDone(const grpc::Status& status) {
-  leave_runner();
+void StreamRpc::OnDone(const grpc::Status& status) {
+  StreamCore& s = *stream_;
   NextCompletion deliver;
   std::error_code error;
   {
-    std::lock_guard lock(mutex_);
-    ended_ = true;
-    if (!outcome_) {
-      outcome_ = error_for(status, message_);
-      if (waiting_ && ready_.empty()) {
-        deliver = std::move(waiting_);
-        error = *outcome_;
+    std::lock_guard lock(s.mutex);
+    s.ended = true;
+    if (!s.outcome) {
+      s.outcome = error_for(status, s.message);
+      if (s.waiting && s.ready.empty()) {
+        deliver = std::move(s.waiting);
+        error = *s.outcome;
       }
     }
   }
   if (deliver) deliver(error, std::nullopt);
-  self_.reset();  // may destroy this: nothing may follow
+  self_.reset();  // may destroy this (and leave the runner): nothing may follow
 }
 
-void StreamCore::cancel() noexcept { cancel_with(CancelReason::user); }
-
-void StreamCore::on_cancelled() noexcept {
+void StreamRpc::on_cancelled() noexcept {
+  StreamCore& s = *stream_;
   bool release = false;
   {
-    std::lock_guard lock(mutex_);
-    ended_ = true;
+    std::lock_guard lock(s.mutex);
+    s.ended = true;
     // A caller's cancellation is terminal: what was read ahead is dropped. After close()
     // the chunks already received are still delivered before the error.
-    if (cancel_reason() == CancelReason::user) ready_.clear();
-    release = take_hold_locked();
+    if (cancel_reason() == CancelReason::user) s.ready.clear();
+    release = std::exchange(s.holding, false);
   }
-  // Without a read in flight, only our hold keeps the call open: releasing it lets the
+  // Without a read in flight only our hold keeps the call open: releasing it lets the
   // cancelled call reach OnDone instead of living until its deadline.
   if (release) RemoveHold();
-}
-
-void StreamCore::next(NextCompletion done) {
-  std::optional<OutputChunk> chunk;
-  std::error_code error;
-  bool complete_now = true;
-  bool read_more = false;
-  {
-    std::lock_guard lock(mutex_);
-    if (!ready_.empty()) {
-      chunk = std::move(ready_.front());
-      ready_.pop_front();
-      read_more = take_read_locked();
-    } else if (outcome_) {
-      error = *outcome_;
-    } else if (waiting_) {
-      error = asio::error::already_started;  // one next() at a time
-    } else {
-      waiting_ = std::move(done);
-      complete_now = false;
-    }
-  }
-  if (read_more) StartRead(&response_);
-  if (complete_now) done(error, std::move(chunk));
-}
-
-bool StreamCore::finished() const {
-  std::lock_guard lock(mutex_);
-  return outcome_.has_value();
-}
-
-ExitStatus StreamCore::exit_status() const {
-  std::lock_guard lock(mutex_);
-  return exit_;
-}
-
-ExecInfo StreamCore::info() const {
-  std::lock_guard lock(mutex_);
-  return info_;
-}
-
-std::string StreamCore::error_message() const {
-  std::lock_guard lock(mutex_);
-  return message_;
 }
 
 std::shared_ptr<Cancellable> as_cancellable(const std::shared_ptr<StreamCore>& core) {
@@ -195,6 +205,8 @@ void async_next(const std::shared_ptr<StreamCore>& core, NextCompletion done) {
 }
 
 }  // namespace detail
+
+// ---------------------------------------------------------------- ExecStream
 
 ExecStream::ExecStream(std::shared_ptr<detail::StreamCore> core, asio::any_io_executor executor)
     : core_(std::move(core)), executor_(std::move(executor)) {}
@@ -215,9 +227,15 @@ ExecStream::~ExecStream() {
 }
 
 bool ExecStream::finished() const noexcept { return core_ == nullptr || core_->finished(); }
+
 ExitStatus ExecStream::exit_status() const { return core_ ? core_->exit_status() : ExitStatus{}; }
+
 ExecInfo ExecStream::info() const { return core_ ? core_->info() : ExecInfo{}; }
-std::string ExecStream::error_message() const { return core_ ? core_->error_message() : std::string{}; }
+
+std::string ExecStream::error_message() const {
+  return core_ ? core_->error_message() : std::string{};
+}
+
 void ExecStream::cancel() noexcept {
   if (core_) core_->cancel();
 }

@@ -15,16 +15,16 @@ RunnerCore::RunnerCore(RemoteRunnerConfig config)
       connection_(connect(config_)),
       stub_(v1::SandboxExecService::NewStub(connection_.channel)) {}
 
-bool RunnerCore::add(const std::shared_ptr<CallBase>& call) {
+bool RunnerCore::add(RunnerMembership* member, const std::shared_ptr<CallBase>& call) {
   std::lock_guard lock(mutex_);
   if (closed_) return false;
-  calls_.emplace(call.get(), call);
+  calls_.emplace(member, call);
   return true;
 }
 
-void RunnerCore::remove(CallBase* call) {
+void RunnerCore::remove(RunnerMembership* member) {
   std::lock_guard lock(mutex_);
-  calls_.erase(call);
+  calls_.erase(member);
   // Notified under the lock: the waiter may destroy the core as soon as it wakes.
   if (calls_.empty()) idle_.notify_all();
 }
@@ -110,13 +110,12 @@ class ExecOperation final : public Operation,
   }
 
   void OnDone(const grpc::Status& status) override {
-    leave_runner();
     if (!completed_) {
       std::string message;
       auto error = error_for(status, message);
       complete(error, std::move(message));
     }
-    self_.reset();  // may destroy this: nothing may follow
+    self_.reset();  // may destroy this (and leave the runner): nothing may follow
   }
 
   void append(std::string& out, const std::string& bytes, bool& truncated) const {
@@ -161,10 +160,9 @@ RemoteRunner::~RemoteRunner() {
 }
 
 ExecStream RemoteRunner::stream(Command cmd) {
-  auto core = std::make_shared<detail::StreamCore>(core_.get(), std::move(cmd),
-                                                   core_->config().stream_read_ahead);
-  core->start();
-  return {std::move(core), executor_};
+  auto stream = std::make_shared<detail::StreamCore>(core_->config().stream_read_ahead);
+  detail::StreamRpc::start(core_.get(), std::move(cmd), stream);
+  return {std::move(stream), executor_};
 }
 
 void RemoteRunner::close() noexcept { core_->close(); }

@@ -28,7 +28,7 @@ enum class CancelReason : int {
 };
 
 /// One Exec RPC (a grpc ClientReadReactor). Reactions run on gRPC threads.
-class CallBase : public grpc::ClientReadReactor<v1::ExecResponse> {
+class CallBase : protected RunnerMembership, public grpc::ClientReadReactor<v1::ExecResponse> {
  public:
   CallBase(const CallBase&) = delete;
   CallBase& operator=(const CallBase&) = delete;
@@ -49,15 +49,11 @@ class CallBase : public grpc::ClientReadReactor<v1::ExecResponse> {
   bool start_rpc(const std::shared_ptr<CallBase>& self, int holds);
   /// The error a finished call reports, from the cancellation reason and the status.
   std::error_code error_for(const grpc::Status& status, std::string& message) const;
-  /// Leaves the runner: call first in OnDone; the core is not touched afterwards.
-  void leave_runner() noexcept;
-
   [[nodiscard]] CancelReason cancel_reason() const noexcept { return cancel_reason_.load(); }
   /// Runs once, on the cancelling thread, after the first reason was set and TryCancel
   /// issued: a subclass that holds the call open (a hold) releases it here.
   virtual void on_cancelled() noexcept {}
 
-  RunnerCore* core_;
   Command command_;
   grpc::ClientContext context_;
   v1::ExecRequest request_;

@@ -1,6 +1,9 @@
 #pragma once
-// The engine behind ExecStream: one Exec RPC with a bounded read-ahead queue between gRPC's
-// reactions and the consumer's next() calls.
+// The engine behind ExecStream, in two objects:
+// - StreamCore: the consumer's side (what ExecStream holds): the bounded queue of chunks,
+//   the outcome, the pending next(). It may outlive the runner.
+// - StreamRpc: the gRPC reactor. It owns itself until OnDone and is never owned by the
+//   consumer, so the runner can wait for every grpc call to be destroyed before its channel.
 
 #include <deque>
 #include <memory>
@@ -13,26 +16,23 @@
 
 namespace sandbox::detail {
 
-/// Shared by the ExecStream handle, the cancellation slot and (until OnDone) itself.
-///
-/// Invariants, all under `mutex_`:
-/// - at most one read is in flight (`reading_`); it is started by a reaction while the queue
-///   has room, otherwise by the consumer's `next()` once it has made room;
-/// - the queue holds at most `read_ahead_` chunks: memory is bounded and a consumer that
-///   stops reading stops the reads, so HTTP/2 flow control slows the agent;
-/// - our hold is released exactly once: at the end of the stream, or on cancellation;
-/// - no gRPC function is called with the mutex held (gRPC may run reactions inline).
-class StreamCore final : public Cancellable,
-                         public CallBase,
-                         public std::enable_shared_from_this<StreamCore> {
- public:
-  StreamCore(RunnerCore* core, Command command, std::size_t read_ahead);
+class StreamRpc;
 
-  /// Validates and starts the RPC; a failure becomes the stream's terminal error.
-  void start();
+/// Invariants, all under `mutex`:
+/// - at most one read is in flight (`reading`); it is started by a reaction while the queue
+///   has room, otherwise by the consumer's `next()` once it made room;
+/// - the queue holds at most `read_ahead` chunks: memory is bounded, and a consumer that
+///   stops reading stops the reads, so HTTP/2 flow control slows the agent;
+/// - the RPC's hold is released exactly once (`holding`): at the end of the stream or on
+///   cancellation; while it is held the reactor is alive (no OnDone);
+/// - no gRPC function is called with the mutex held (gRPC may run reactions inline).
+class StreamCore final : public Cancellable {
+ public:
+  explicit StreamCore(std::size_t read_ahead) : read_ahead(std::max<std::size_t>(1, read_ahead)) {}
+
   /// Completes `done` with the next chunk, the end (nullopt) or the terminal error.
   void next(NextCompletion done);
-  /// The consumer's cancellation (slot, ExecStream::cancel, destruction).
+  /// The consumer's cancellation (slot, ExecStream::cancel, destruction). Thread-safe.
   void cancel() noexcept override;
 
   [[nodiscard]] bool finished() const;
@@ -40,28 +40,42 @@ class StreamCore final : public Cancellable,
   [[nodiscard]] ExecInfo info() const;
   [[nodiscard]] std::string error_message() const;
 
+  /// Ends the stream before any RPC (validation failure, closed runner).
+  void fail(std::error_code error, std::string message);
+  /// Claims the right to start a read from outside a reaction; caller holds the mutex.
+  bool take_read_locked() noexcept;
+
+  const std::size_t read_ahead;
+  mutable std::mutex mutex;
+  std::deque<OutputChunk> ready;
+  NextCompletion waiting;
+  bool reading = false;
+  bool holding = false;
+  bool ended = false;                      // no read will be started any more
+  std::optional<std::error_code> outcome;  // the exit (empty code) or the failure
+  std::string message;
+  ExitStatus exit;
+  ExecInfo info_;
+  std::weak_ptr<StreamRpc> rpc;  // set before the RPC starts; expires after OnDone
+};
+
+/// The Exec reactor of one stream; reports into its StreamCore.
+class StreamRpc final : public CallBase, public std::enable_shared_from_this<StreamRpc> {
+ public:
+  StreamRpc(RunnerCore* core, Command command, std::shared_ptr<StreamCore> stream);
+
+  /// Validates and starts the RPC; a failure becomes the stream's terminal error.
+  static void start(RunnerCore* core, Command command, const std::shared_ptr<StreamCore>& stream);
+  /// Starts the read the consumer claimed with take_read_locked().
+  void read_more() { StartRead(&response_); }
+
  private:
   void OnReadDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
   void on_cancelled() noexcept override;
 
-  /// Claims the right to call RemoveHold (once); caller holds the mutex.
-  bool take_hold_locked() noexcept;
-  /// Claims the right to start a read from outside a reaction; caller holds the mutex.
-  bool take_read_locked() noexcept;
-
-  const std::size_t read_ahead_;
-  mutable std::mutex mutex_;
-  std::deque<OutputChunk> ready_;
-  NextCompletion waiting_;
-  bool reading_ = false;
-  bool holding_ = false;
-  bool ended_ = false;  // no read will be started any more
-  std::optional<std::error_code> outcome_;  // set at the exit (empty code) or the failure
-  std::string message_;
-  ExitStatus exit_;
-  ExecInfo info_;
-  std::shared_ptr<StreamCore> self_;  // keeps the reactor alive until OnDone
+  std::shared_ptr<StreamCore> stream_;
+  std::shared_ptr<StreamRpc> self_;  // keeps the reactor alive until OnDone
 };
 
 }  // namespace sandbox::detail

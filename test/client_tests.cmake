@@ -1,0 +1,22 @@
+# The client SDK's tests: sans-io units, the SDK against a scripted fake agent, and the SDK
+# against the real agent.
+add_library(sandbox_fakes STATIC fakes/fake_agent.cpp)
+target_link_libraries(sandbox_fakes PUBLIC sandbox_proto gRPC::grpc++ sandbox_asio GTest::gtest)
+target_include_directories(sandbox_fakes PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
+
+sandbox_add_test(client_unit_tests
+  SOURCES unit/client_request_test.cpp unit/response_sequence_test.cpp unit/error_test.cpp
+  LIBS sandbox_client sandbox_proto
+  LABELS unit)
+
+sandbox_add_test(client_fake_agent_tests
+  SOURCES integration/runner_fake_agent_test.cpp integration/stream_fake_agent_test.cpp
+  LIBS sandbox_client sandbox_fakes
+  LABELS client)
+
+if(TARGET sandbox_agent_core AND TARGET sandbox_test_support)
+  sandbox_add_test(client_agent_tests
+    SOURCES integration/runner_agent_test.cpp integration/stream_agent_test.cpp
+    LIBS sandbox_client sandbox_agent_core sandbox_test_support sandbox_fakes
+    LABELS client)
+endif()

@@ -1,0 +1,69 @@
+#pragma once
+// A scripted agent: a real in-process gRPC server on a unix socket whose Exec does whatever
+// the test's script says. For faults the real agent cannot produce on demand (a stream
+// without exit_code, an exit followed by a hang, protocol violations) and for recording
+// exactly what the client sent.
+
+#include <grpcpp/server.h>
+#include <grpcpp/server_context.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "sandbox/v1/sandbox_exec.grpc.pb.h"
+
+namespace sandbox::test {
+
+using ExecWriter = grpc::ServerWriter<v1::ExecResponse>;
+
+/// What the fake does for each Exec call. Runs on a gRPC server thread.
+using ExecScript =
+    std::function<grpc::Status(grpc::ServerContext&, const v1::ExecRequest&, ExecWriter&)>;
+
+/// One recorded call.
+struct RecordedCall {
+  v1::ExecRequest request;
+  std::multimap<std::string, std::string> metadata;
+};
+
+/// The fake agent. Starts listening in the constructor; stops in the destructor.
+class FakeAgent {
+ public:
+  explicit FakeAgent(ExecScript script);
+  ~FakeAgent();
+  FakeAgent(const FakeAgent&) = delete;
+  FakeAgent& operator=(const FakeAgent&) = delete;
+
+  /// `unix:<temp dir>/fake.sock`.
+  [[nodiscard]] std::string address() const { return address_; }
+  /// Every call received so far, in arrival order.
+  [[nodiscard]] std::vector<RecordedCall> calls() const;
+
+ private:
+  class Service;
+  std::filesystem::path dir_;
+  std::string address_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+/// Response builders.
+v1::ExecResponse started_message(const std::string& exec_id, const std::string& sandbox_id = "fake",
+                                 const std::string& profile = "none");
+v1::ExecResponse stdout_message(const std::string& bytes, std::uint64_t offset);
+v1::ExecResponse stderr_message(const std::string& bytes, std::uint64_t offset);
+v1::ExecResponse exit_message(int code, int signal = 0, bool timed_out = false);
+
+/// A well-behaved script: started, then the given stdout/stderr, then exit `code`.
+ExecScript replying(std::string out, std::string err, int code);
+
+/// Blocks (bounded: 30 s) until the client cancelled the call or its deadline passed.
+/// Polls ServerContext::IsCancelled, the only cancellation signal of the sync API.
+bool wait_for_client_cancel(grpc::ServerContext& context);
+
+}  // namespace sandbox::test

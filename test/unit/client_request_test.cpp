@@ -1,0 +1,104 @@
+#include <gtest/gtest.h>
+
+#include <regex>
+#include <set>
+
+#include "client/detail/request.hpp"
+#include "sandbox/error.hpp"
+
+namespace sandbox::detail {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(ClientRequestTest, EmptyArgvIsInvalidAndNamesTheField) {
+  auto result = validate(Command{});
+  EXPECT_EQ(result.error, errc::invalid_argument);
+  EXPECT_NE(result.message.find("argv"), std::string::npos) << result.message;
+}
+
+TEST(ClientRequestTest, EmptyProgramNameIsInvalid) {
+  EXPECT_EQ(validate(Command{""}).error, errc::invalid_argument);
+}
+
+TEST(ClientRequestTest, NulInArgvIsInvalidAndNamesTheIndex) {
+  auto result = validate(Command{"echo", std::string("a\0b", 3)});
+  EXPECT_EQ(result.error, errc::invalid_argument);
+  EXPECT_NE(result.message.find("command[1]"), std::string::npos) << result.message;
+}
+
+TEST(ClientRequestTest, BadEnvNamesAreInvalidWithoutEchoingTheValue) {
+  Command cmd{"env"};
+  cmd.env["A=B"] = "hunter2";
+  auto result = validate(cmd);
+  EXPECT_EQ(result.error, errc::invalid_argument);
+  EXPECT_EQ(result.message.find("hunter2"), std::string::npos);
+  Command nul_value{"env"};
+  nul_value.env["TOKEN"] = std::string("sec\0ret", 7);
+  auto nul_result = validate(nul_value);
+  EXPECT_EQ(nul_result.error, errc::invalid_argument);
+  EXPECT_NE(nul_result.message.find("env[TOKEN]"), std::string::npos);
+  EXPECT_EQ(nul_result.message.find("sec"), std::string::npos);
+}
+
+TEST(ClientRequestTest, ExecIdLongerThan36IsInvalid) {
+  Command cmd{"true"};
+  cmd.exec_id = std::string(37, 'a');
+  EXPECT_EQ(validate(cmd).error, errc::invalid_argument);
+  cmd.exec_id = std::string(36, 'a');
+  EXPECT_FALSE(validate(cmd).error);
+}
+
+TEST(ClientRequestTest, RequestMergesCallOverRunnerDefaultsAndKeepsSecretsVerbatim) {
+  RemoteRunnerConfig config;
+  config.profile = "strict";
+  config.image = "debian:12";
+  config.env = {{"A", "runner"}, {"B", "runner"}};
+  config.workdir = "src";
+  config.max_output_bytes = 1000;
+  Command cmd{"make", "-j2"};
+  cmd.env = {{"B", "call"}, {"DB_PASSWORD", "secret://db/password"}};
+  cmd.stdin_data = std::string("in\0put", 6);
+  cmd.timeout = 1500ms;
+  v1::ExecRequest request;
+  build_request(config, cmd, request);
+  EXPECT_EQ(request.profile(), "strict");
+  EXPECT_EQ(request.image(), "debian:12");
+  ASSERT_EQ(request.command_size(), 2);
+  EXPECT_EQ(request.command(1), "-j2");
+  EXPECT_EQ(request.env().at("A"), "runner");
+  EXPECT_EQ(request.env().at("B"), "call");
+  EXPECT_EQ(request.env().at("DB_PASSWORD"), "secret://db/password");
+  EXPECT_EQ(request.workdir(), "src");
+  EXPECT_EQ(request.stdin(), std::string("in\0put", 6));
+  EXPECT_EQ(request.timeout_ms(), 1500u);
+  EXPECT_EQ(request.max_output_bytes(), 1000u);
+  EXPECT_EQ(request.exec_id().size(), 36u);
+}
+
+TEST(ClientRequestTest, CallDeadlineWinsThenTimeoutPlusGraceThenRunnerDefault) {
+  RemoteRunnerConfig config;
+  config.timeout_grace = 5s;
+  Command cmd{"true"};
+  EXPECT_FALSE(rpc_timeout(config, cmd));
+  config.default_deadline = 60s;
+  EXPECT_EQ(rpc_timeout(config, cmd), 60s);
+  cmd.timeout = 10s;
+  EXPECT_EQ(rpc_timeout(config, cmd), 15s);
+  cmd.deadline = 2s;
+  EXPECT_EQ(rpc_timeout(config, cmd), 2s);
+}
+
+TEST(ClientRequestTest, RandomUuidsAreVersion4AndDistinct) {
+  const std::regex shape("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  std::set<std::string> seen;
+  for (int i = 0; i < 1000; ++i) {
+    auto id = random_uuid();
+    ASSERT_TRUE(std::regex_match(id, shape)) << id;
+    seen.insert(id);
+  }
+  EXPECT_EQ(seen.size(), 1000u);
+}
+
+}  // namespace
+}  // namespace sandbox::detail
