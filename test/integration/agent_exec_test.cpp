@@ -328,6 +328,26 @@ TEST_F(AgentExecTest, BackgroundChildrenDoNotHoldTheStreamOpen) {
   EXPECT_EQ(t.exit()->exit_code(), 0);
 }
 
+TEST_F(AgentExecTest, SlowClientBlocksTheCommandInsteadOfBufferingWithoutBound) {
+  constexpr std::size_t kOutputBytes = 64u << 20;  // far more than every buffer on the way
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 60s);
+  auto reader = stub_->Exec(
+      &context, exec_request({"head", "-c", std::to_string(kOutputBytes), "/dev/zero"}));
+  const v1::ExecResponse started = read_one(*reader);
+  ASSERT_EQ(started.event_case(), v1::ExecResponse::kStarted);
+  const pid_t pid = static_cast<pid_t>(started.started().pid());
+  // Unthrottled, head writes 64 MiB in well under a second; with nobody reading, it must
+  // still be blocked on its full pipe after that long.
+  EXPECT_FALSE(sandbox::test::wait_until_not_alive(pid, 1s))
+      << "the command finished although the client read nothing: output was buffered";
+  std::size_t received = 0;
+  v1::ExecResponse response;
+  while (reader->Read(&response)) received += response.stdout().size();
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(received, kOutputBytes);
+}
+
 TEST_F(AgentExecTest, MaxOutputBytesTruncatesAndReportsTrueTotals) {
   v1::ExecRequest request =
       exec_request({"sh", "-c", "head -c 100000 /dev/zero; head -c 10 /dev/zero >&2"});

@@ -68,7 +68,13 @@ pid_t spawn(const std::vector<std::string>& argv, int stdout_fd, int stderr_fd) 
 
 }  // namespace
 
-std::string agent_binary_path() { return SANDBOX_AGENT_PATH; }
+std::string agent_binary_path() {
+#ifdef SANDBOX_AGENT_PATH
+  return SANDBOX_AGENT_PATH;
+#else
+  throw std::runtime_error("sandbox-agent is not built (SANDBOX_BUILD_AGENT=OFF)");
+#endif
+}
 
 ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
   int out[2];

@@ -13,6 +13,7 @@
 namespace sandbox::test {
 
 /// Absolute path of the sandbox-agent binary built with the tests.
+/// @throws std::runtime_error when the build has no agent (SANDBOX_BUILD_AGENT=OFF).
 std::string agent_binary_path();
 
 /// How a program run by run_process ended.
