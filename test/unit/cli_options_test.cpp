@@ -84,6 +84,7 @@ TEST(CliOptionsTest, HelpAfterDoubleDashBelongsToTheCommand) {
 }
 
 struct BadArgs {
+  std::string_view name;
   std::vector<std::string_view> args;
   std::string_view error_start;
 };
@@ -100,28 +101,49 @@ TEST_P(CliOptionsRejectTest, NamesTheFlagAndTheRule) {
 INSTANTIATE_TEST_SUITE_P(
     BadCommandLines, CliOptionsRejectTest,
     ::testing::Values(
-        BadArgs{{"--timeout", "abc", "--", "true"}, "--timeout: expected a positive duration"},
-        BadArgs{{"--timeout", "0s", "--", "true"}, "--timeout: expected a positive duration"},
-        BadArgs{{"--timeout=-5", "--", "true"}, "--timeout: expected a positive duration"},
-        BadArgs{{"--max-output", "10X", "--", "true"}, "--max-output: expected a positive"},
-        BadArgs{{"--bogus", "--", "true"}, "--bogus: unknown flag"},
-        BadArgs{{"--bogus=1", "--", "true"}, "--bogus: unknown flag"},
-        BadArgs{{"--stdin=yes", "--", "true"}, "--stdin: takes no value"},
-        BadArgs{{"--timeout"}, "--timeout: needs a value"},
-        BadArgs{{"--timeout", "--", "true"}, "--timeout: needs a value"},
-        BadArgs{{"--address", "", "--", "true"}, "--address: must not be empty"},
-        BadArgs{{"--env", "=x", "--", "true"}, "--env: expected KEY=VALUE"},
-        BadArgs{{"--env", "NOEQUALS", "--", "true"}, "--env: expected KEY=VALUE"},
-        BadArgs{{"--profile", "a", "--profile", "b", "--", "true"},
+        BadArgs{"NotADuration",
+                {"--timeout", "abc", "--", "true"},
+                "--timeout: expected a positive duration"},
+        BadArgs{"ZeroDuration",
+                {"--timeout", "0s", "--", "true"},
+                "--timeout: expected a positive duration"},
+        BadArgs{"NegativeDuration",
+                {"--timeout=-5", "--", "true"},
+                "--timeout: expected a positive duration"},
+        BadArgs{"BadByteCount",
+                {"--max-output", "10X", "--", "true"},
+                "--max-output: expected a positive"},
+        BadArgs{"UnknownFlag", {"--bogus", "--", "true"}, "--bogus: unknown flag"},
+        BadArgs{"UnknownFlagWithValue", {"--bogus=1", "--", "true"}, "--bogus: unknown flag"},
+        BadArgs{"ValueForSwitch", {"--stdin=yes", "--", "true"}, "--stdin: takes no value"},
+        BadArgs{"MissingValueAtEnd", {"--timeout"}, "--timeout: needs a value"},
+        BadArgs{"MissingValueBeforeDoubleDash",
+                {"--timeout", "--", "true"},
+                "--timeout: needs a value"},
+        BadArgs{"EmptyAddress", {"--address", "", "--", "true"}, "--address: must not be empty"},
+        BadArgs{"EnvWithoutKey", {"--env", "=x", "--", "true"}, "--env: expected KEY=VALUE"},
+        BadArgs{
+            "EnvWithoutEquals", {"--env", "NOEQUALS", "--", "true"}, "--env: expected KEY=VALUE"},
+        BadArgs{"RepeatedProfile",
+                {"--profile", "a", "--profile", "b", "--", "true"},
                 "--profile: given more than once"},
-        BadArgs{{"--stdin", "--stdin", "--", "cat"}, "--stdin: given more than once"},
-        BadArgs{{"echo", "hi"}, "unexpected argument \"echo\""},
-        BadArgs{{"--stdin"}, "missing '--' before COMMAND"},
-        BadArgs{{}, "missing '--' before COMMAND"}, BadArgs{{"--"}, "missing COMMAND after '--'"},
-        BadArgs{{"--", ""}, "COMMAND: the program name must not be empty"},
-        BadArgs{{"--token-file", "/t", "--", "true"}, "--token-file: requires --address"},
-        BadArgs{{"--ca", "/ca", "--", "true"}, "--ca/--cert/--key/--server-name: require"},
-        BadArgs{{"--address", "a:1", "--cert", "/c", "--", "true"}, "--cert/--key: mTLS"}));
+        BadArgs{
+            "RepeatedSwitch", {"--stdin", "--stdin", "--", "cat"}, "--stdin: given more than once"},
+        BadArgs{"PositionalBeforeDoubleDash", {"echo", "hi"}, "unexpected argument \"echo\""},
+        BadArgs{"NoDoubleDash", {"--stdin"}, "missing '--' before COMMAND"},
+        BadArgs{"NoArguments", {}, "missing '--' before COMMAND"},
+        BadArgs{"NoCommand", {"--"}, "missing COMMAND after '--'"},
+        BadArgs{"EmptyProgram", {"--", ""}, "COMMAND: the program name must not be empty"},
+        BadArgs{"TokenWithoutAddress",
+                {"--token-file", "/t", "--", "true"},
+                "--token-file: requires --address"},
+        BadArgs{"TlsWithoutAddress",
+                {"--ca", "/ca", "--", "true"},
+                "--ca/--cert/--key/--server-name: require"},
+        BadArgs{"CertWithoutKey",
+                {"--address", "a:1", "--cert", "/c", "--", "true"},
+                "--cert/--key: mTLS"}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 TEST(CliOptionsTest, ErrorQuotesControlCharactersAway) {
   auto parsed = parse({"--timeout", "1\n2", "--", "true"});

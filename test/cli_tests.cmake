@@ -1,0 +1,23 @@
+# sandbox-run: flag parsing (unit) and the real binaries end to end (integration).
+# Included from test/CMakeLists.txt.
+
+if(NOT TARGET sandbox-run)
+  return()
+endif()
+
+sandbox_add_test(cli_options_test
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/cli_options_test.cpp
+  LIBS sandbox_cli_core
+  LABELS cli unit)
+
+if(TARGET sandbox-agent)
+  sandbox_add_test(cli_run_test
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cli_run_test.cpp
+    LIBS sandbox_local_agent
+    LABELS cli integration)
+  target_compile_definitions(cli_run_test PRIVATE
+    SANDBOX_RUN_BINARY="$<TARGET_FILE:sandbox-run>"
+    SANDBOX_AGENT_BINARY="$<TARGET_FILE:sandbox-agent>")
+  # The tests run the binaries: build them with the test.
+  add_dependencies(cli_run_test sandbox-run sandbox-agent)
+endif()
