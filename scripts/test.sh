@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Every check of sandbox-exec-cpp on a fresh Debian 12 machine: install what is missing,
+# lint the contract, build presets `default` and `asan`, run both CTest suites, then install
+# the default build and build + run the out-of-tree consumer in test/package against it.
+# Quiet: each step logs to build/logs/<step>.log, shown (tail) when the step fails.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+log_dir="$root/build/logs"
+jobs=2
+started=$SECONDS
+
+"$root/scripts/install-deps.sh"
+mkdir -p "$log_dir"
+
+# step NAME COMMAND...: runs COMMAND (errexit on, in a subshell) with its output in
+# build/logs/NAME.log; on failure shows the log's tail and returns 1.
+step() {
+  local name="$1"
+  shift
+  local log="$log_dir/$name.log" begin=$SECONDS
+  printf '%-20s' "$name"
+  # In the background so that errexit stays in force inside COMMAND (an `if` would turn
+  # it off for everything the condition runs).
+  ("$@") >"$log" 2>&1 </dev/null &
+  if wait $!; then
+    echo "ok ($((SECONDS - begin))s)"
+  else
+    echo "FAILED ($((SECONDS - begin))s)"
+    tail -n 150 "$log"
+    echo "test: step '$name' failed; full log: $log" >&2
+    return 1
+  fi
+}
+
+# ctest's summary after the step, whatever the outcome.
+ctest_step() {
+  local preset="$1" status=0
+  step "ctest-$preset" ctest --preset "$preset" -j "$jobs" || status=1
+  grep -E 'tests passed|tests failed|Total Test time' "$log_dir/ctest-$preset.log" | sed 's/^/    /'
+  return "$status"
+}
+
+buf_lint() {
+  cd "$root/proto" # a subshell of step()
+  "$root/node_modules/.bin/buf" lint
+}
+
+# The consumer: install into a temporary prefix, build test/package against it with
+# find_package(sandbox_exec CONFIG), run it against an agent from the build tree.
+package_test() {
+  tmp="$(mktemp -d)"
+  agent_pid=""
+  # step() runs this in its own subshell: EXIT is the end of this function.
+  trap '[[ -n $agent_pid ]] && kill "$agent_pid" 2>/dev/null; rm -rf "$tmp"' EXIT
+  cmake --install "$root/build/default" --prefix "$tmp/prefix"
+  cmake -S "$root/test/package" -B "$tmp/build" -DCMAKE_PREFIX_PATH="$tmp/prefix" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  cmake --build "$tmp/build" -j "$jobs"
+
+  mkdir "$tmp/workspace"
+  coproc agent {
+    exec "$root/build/default/src/agent/sandbox-agent" --listen "unix:$tmp/agent.sock" \
+      --allow-unauthenticated --workspace "$tmp/workspace" 2>&1
+  }
+  agent_pid=$agent_PID
+  local line="" address=""
+  # Bounded: each read waits at most 20 s; the agent prints a few lines at most before it.
+  while IFS= read -r -t 20 -u "${agent[0]}" line; do
+    echo "agent: $line"
+    if [[ $line == "listening on "* ]]; then
+      address="${line#listening on }"
+      break
+    fi
+  done
+  if [[ -z $address ]]; then
+    echo "the agent did not print 'listening on ADDR' within 20 s" >&2
+    return 1
+  fi
+  "$tmp/build/app" "$address"
+  kill "$agent_pid"
+  wait "$agent_pid" || true
+  agent_pid=""
+}
+
+step npm-ci npm ci --no-audit --no-fund || exit 1
+step buf-lint buf_lint || exit 1
+for preset in default asan; do
+  step "configure-$preset" cmake --preset "$preset" || exit 1
+  step "build-$preset" cmake --build --preset "$preset" -j "$jobs" || exit 1
+done
+status=0
+ctest_step default || status=1
+ctest_step asan || status=1
+step package package_test || status=1
+echo "test: $( ((status == 0)) && echo passed || echo FAILED ) in $((SECONDS - started))s"
+exit "$status"

@@ -1,0 +1,33 @@
+// app ADDRESS: one exec against the agent at ADDRESS through the installed SDK; exit 0 when
+// the command's output and exit code came back intact.
+
+#include <asio/co_spawn.hpp>
+#include <asio/io_context.hpp>
+#include <iostream>
+#include <sandbox/sandbox.hpp>
+
+asio::awaitable<bool> check(sandbox::RemoteRunner& runner) {
+  auto result = co_await runner.exec({"sh", "-c", "echo package-ok; echo to-stderr >&2; exit 5"});
+  std::cout << "exit code " << result.exit_code() << ", stdout " << result.stdout_data << "stderr "
+            << result.stderr_data;
+  co_return result.exit_code() == 5 && result.stdout_data == "package-ok\n" &&
+      result.stderr_data == "to-stderr\n";
+}
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: app ADDRESS\n";
+    return 2;
+  }
+  asio::io_context io;
+  sandbox::RemoteRunnerConfig config;
+  config.address = argv[1];
+  sandbox::RemoteRunner runner(io.get_executor(), config);
+  bool ok = false;
+  asio::co_spawn(io, check(runner), [&](std::exception_ptr error, bool result) {
+    if (error) std::rethrow_exception(error);
+    ok = result;
+  });
+  io.run();
+  return ok ? 0 : 1;
+}
