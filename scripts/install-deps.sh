@@ -10,10 +10,17 @@ packages=(cmake g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc libprot
   protobuf-compiler libasio-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
   bubblewrap nodejs npm openssl ca-certificates)
 
+# Node may come from elsewhere (NodeSource's nodejs bundles npm and conflicts with Debian's
+# npm package): for these two the command on PATH is what counts.
+declare -A provides_command=([nodejs]=node [npm]=npm)
+
 missing=()
 for package in "${packages[@]}"; do
   status="$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)"
-  [[ "$status" == "install ok installed" ]] || missing+=("$package")
+  [[ "$status" == "install ok installed" ]] && continue
+  command="${provides_command[$package]:-}"
+  [[ -n $command ]] && command -v "$command" >/dev/null 2>&1 && continue
+  missing+=("$package")
 done
 ((${#missing[@]} == 0)) && exit 0
 
