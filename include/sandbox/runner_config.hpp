@@ -61,7 +61,8 @@ struct RemoteRunnerConfig {
   /// Added to a command's timeout to make the RPC deadline, so the agent's timeout result
   /// (exit 124, output kept) arrives before the client gives up.
   std::chrono::milliseconds timeout_grace{5000};
-  /// Per-stream cap on what `exec()` collects (and what the agent is asked to send).
+  /// Per-stream cap on what `exec()` collects (and asks the agent to send). `stream()`
+  /// asks for no cap unless `Command::max_output_bytes` is set: its consumer bounds memory.
   std::uint64_t max_output_bytes = std::uint64_t{16} << 20;
   /// How many response messages an `ExecStream` reads ahead of its consumer (at least 1).
   /// Bounds the client's memory per stream at about this many 64 KiB messages.

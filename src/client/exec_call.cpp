@@ -17,14 +17,14 @@ void CallBase::cancel_with(CancelReason reason) noexcept {
   on_cancelled();
 }
 
-bool CallBase::prepare(std::error_code& error, std::string& message) {
+bool CallBase::prepare(OutputUse use, std::error_code& error, std::string& message) {
   auto validation = validate(command_);
   if (!validation) {
     error = validation.error;
     message = std::move(validation.message);
     return false;
   }
-  build_request(core_->config(), command_, request_);
+  build_request(core_->config(), command_, use, request_);
   sequence_.info().exec_id = request_.exec_id();
   return true;
 }

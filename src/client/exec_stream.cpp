@@ -82,7 +82,9 @@ void StreamRpc::start(RunnerCore* core, Command command, const std::shared_ptr<S
   auto rpc = std::make_shared<StreamRpc>(core, std::move(command), stream);
   std::error_code error;
   std::string message;
-  if (!rpc->prepare(error, message)) return stream->fail(error, std::move(message));
+  if (!rpc->prepare(OutputUse::stream, error, message)) {
+    return stream->fail(error, std::move(message));
+  }
   {
     std::lock_guard lock(stream->mutex);
     stream->info_ = rpc->sequence_.info();

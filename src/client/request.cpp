@@ -50,7 +50,8 @@ Validation validate(const Command& cmd) {
   return {};
 }
 
-void build_request(const RemoteRunnerConfig& config, const Command& cmd, v1::ExecRequest& out) {
+void build_request(const RemoteRunnerConfig& config, const Command& cmd, OutputUse use,
+                   v1::ExecRequest& out) {
   out.set_profile(config.profile);
   out.set_image(config.image);
   out.mutable_command()->Assign(cmd.argv.begin(), cmd.argv.end());
@@ -61,7 +62,8 @@ void build_request(const RemoteRunnerConfig& config, const Command& cmd, v1::Exe
   out.set_exec_id(cmd.exec_id.empty() ? random_uuid() : cmd.exec_id);
   out.set_stdin(cmd.stdin_data);
   out.set_timeout_ms(static_cast<std::uint64_t>(cmd.timeout.count()));
-  out.set_max_output_bytes(cmd.max_output_bytes.value_or(config.max_output_bytes));
+  const std::uint64_t default_cap = use == OutputUse::collect ? config.max_output_bytes : 0;
+  out.set_max_output_bytes(cmd.max_output_bytes.value_or(default_cap));
 }
 
 std::optional<std::chrono::milliseconds> rpc_timeout(const RemoteRunnerConfig& config,

@@ -66,7 +66,7 @@ class ExecOperation final : public Operation,
   void start() override {
     std::error_code error;
     std::string message;
-    if (!prepare(error, message)) return complete(error, std::move(message));
+    if (!prepare(OutputUse::collect, error, message)) return complete(error, std::move(message));
     cap_ = request_.max_output_bytes();
     // Owns itself until OnDone, which gRPC runs after every other reaction.
     self_ = shared_from_this();

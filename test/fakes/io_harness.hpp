@@ -5,9 +5,9 @@
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
-#include <asio/use_future.hpp>
 #include <chrono>
-#include <future>
+#include <exception>
+#include <optional>
 #include <thread>
 
 namespace sandbox::test {
@@ -17,20 +17,33 @@ namespace sandbox::test {
 template <typename T>
 T run_bounded(asio::io_context& io, asio::awaitable<T> task,
               std::chrono::milliseconds limit = std::chrono::seconds(30)) {
-  auto future = asio::co_spawn(io, std::move(task), asio::use_future);
-  io.restart();
-  const auto until = std::chrono::steady_clock::now() + limit;
-  while (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready &&
-         std::chrono::steady_clock::now() < until) {
-    io.run_one_until(until);
+  bool done = false;
+  std::exception_ptr failure;
+  std::optional<T> value;
+  if constexpr (std::is_void_v<T>) {
+    asio::co_spawn(io, std::move(task), [&](std::exception_ptr e) {
+      failure = e;
+      done = true;
+      io.stop();
+    });
+  } else {
+    asio::co_spawn(io, std::move(task), [&](std::exception_ptr e, T v) {
+      failure = e;
+      value = std::move(v);
+      done = true;
+      io.stop();
+    });
   }
-  if (future.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+  io.restart();
+  io.run_for(limit);
+  io.restart();
+  if (!done) {
     ADD_FAILURE() << "the coroutine did not finish within " << limit.count() << " ms";
-    io.stop();
     if constexpr (!std::is_void_v<T>) return T{};
     else return;
   }
-  return future.get();
+  if (failure) std::rethrow_exception(failure);
+  if constexpr (!std::is_void_v<T>) return std::move(*value);
 }
 
 /// Waits until `predicate` holds, at most `limit`, running `io` meanwhile (if given).

@@ -61,7 +61,7 @@ TEST(ClientRequestTest, RequestMergesCallOverRunnerDefaultsAndKeepsSecretsVerbat
   cmd.stdin_data = std::string("in\0put", 6);
   cmd.timeout = 1500ms;
   v1::ExecRequest request;
-  build_request(config, cmd, request);
+  build_request(config, cmd, OutputUse::collect, request);
   EXPECT_EQ(request.profile(), "strict");
   EXPECT_EQ(request.image(), "debian:12");
   ASSERT_EQ(request.command_size(), 2);
@@ -74,6 +74,19 @@ TEST(ClientRequestTest, RequestMergesCallOverRunnerDefaultsAndKeepsSecretsVerbat
   EXPECT_EQ(request.timeout_ms(), 1500u);
   EXPECT_EQ(request.max_output_bytes(), 1000u);
   EXPECT_EQ(request.exec_id().size(), 36u);
+}
+
+TEST(ClientRequestTest, StreamsAskForNoCapUnlessTheCommandSetsOne) {
+  RemoteRunnerConfig config;
+  config.max_output_bytes = 1000;
+  Command cmd{"cat"};
+  v1::ExecRequest streamed;
+  build_request(config, cmd, OutputUse::stream, streamed);
+  EXPECT_EQ(streamed.max_output_bytes(), 0u);
+  cmd.max_output_bytes = 10;
+  v1::ExecRequest capped;
+  build_request(config, cmd, OutputUse::stream, capped);
+  EXPECT_EQ(capped.max_output_bytes(), 10u);
 }
 
 TEST(ClientRequestTest, CallDeadlineWinsThenTimeoutPlusGraceThenRunnerDefault) {

@@ -42,7 +42,7 @@ class CallBase : protected RunnerMembership, public grpc::ClientReadReactor<v1::
   CallBase(RunnerCore* core, Command command);
 
   /// Validates the command and builds the request; on failure fills `error`/`message`.
-  bool prepare(std::error_code& error, std::string& message);
+  bool prepare(OutputUse use, std::error_code& error, std::string& message);
   /// Registers with the runner and issues the RPC with one read in flight; `holds` extra
   /// holds are added first (for reads started outside reactions). False when the runner is
   /// closed (nothing was started then).

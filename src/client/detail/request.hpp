@@ -23,10 +23,17 @@ struct Validation {
 /// names, exec_id shape). No I/O.
 Validation validate(const Command& cmd);
 
+/// How a call consumes output, which decides the default output cap.
+enum class OutputUse {
+  collect,  ///< exec(): capped at `RemoteRunnerConfig::max_output_bytes` by default
+  stream,   ///< stream(): the consumer bounds memory; no cap unless the command sets one
+};
+
 /// Fills `out` from the runner's defaults and `cmd`'s overrides. `cmd` must be valid.
 /// Generates a UUID v4 exec_id when `cmd.exec_id` is empty. Env values (including
 /// `secret://` references) are copied verbatim.
-void build_request(const RemoteRunnerConfig& config, const Command& cmd, v1::ExecRequest& out);
+void build_request(const RemoteRunnerConfig& config, const Command& cmd, OutputUse use,
+                   v1::ExecRequest& out);
 
 /// The RPC deadline relative to the call's start: the call's own deadline, else the command
 /// timeout plus the runner's grace, else the runner's default; nullopt for none.
