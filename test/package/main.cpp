@@ -7,7 +7,8 @@
 #include <sandbox/sandbox.hpp>
 
 asio::awaitable<bool> check(sandbox::RemoteRunner& runner) {
-  auto result = co_await runner.exec({"sh", "-c", "echo package-ok; echo to-stderr >&2; exit 5"});
+  sandbox::Command command{"sh", "-c", "echo package-ok; echo to-stderr >&2; exit 5"};
+  auto result = co_await runner.exec(std::move(command));
   std::cout << "exit code " << result.exit_code() << ", stdout " << result.stdout_data << "stderr "
             << result.stderr_data;
   co_return result.exit_code() == 5 && result.stdout_data == "package-ok\n" &&
