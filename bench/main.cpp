@@ -109,8 +109,10 @@ void register_rows() {
 
   for (const std::uint64_t chunk : {std::uint64_t{4} << 10, std::uint64_t{64} << 10}) {
     const std::string prefix = "bulk_" + std::to_string(chunk >> 10) + "KiB_chunks/";
-    row(prefix + "raw_callback", [chunk](State& s) { bench::bulk_raw_callback(s, chunk); }, w.bulk_iterations,
-        kMillisecond);
+    row(prefix + "raw_callback", [chunk](State& s) { bench::bulk_raw_callback(s, chunk, false); },
+        w.bulk_iterations, kMillisecond);
+    row(prefix + "raw_callback_collect", [chunk](State& s) { bench::bulk_raw_callback(s, chunk, true); },
+        w.bulk_iterations, kMillisecond);
     row(prefix + "raw_sync", [chunk](State& s) { bench::bulk_raw_sync(s, chunk); }, w.bulk_iterations, kMillisecond);
 #ifdef SANDBOX_BENCH_WITH_SDK
     row(prefix + "sdk_exec", [chunk](State& s) { bench::bulk_sdk_exec(s, chunk); }, w.bulk_iterations, kMillisecond);

@@ -26,7 +26,7 @@ METRICS = [
 ]
 
 
-CLIENT_ORDER = {"raw_callback": 0, "raw_sync": 1, "sdk_exec": 2, "sdk_stream": 3}
+CLIENT_ORDER = {"raw_callback": 0, "raw_callback_collect": 1, "raw_sync": 2, "sdk_exec": 3, "sdk_stream": 4}
 
 
 def metric_for(row):
@@ -85,8 +85,8 @@ def table(order, medians, reps):
         f"Medians of {reps} repetition(s). Ratio = SDK performance / raw client performance "
         f"(>= {TARGET} is the target against raw_callback).",
         "",
-        "| row | client | result | other | vs raw_callback | vs raw_sync |",
-        "|---|---|---|---|---|---|",
+        "| row | client | result | other | vs raw_callback | vs raw_sync | vs raw_callback_collect |",
+        "|---|---|---|---|---|---|---|",
     ]
     verdicts = []
     for row in order:
@@ -94,16 +94,20 @@ def table(order, medians, reps):
         clients = medians[row]
         raw_cb = clients.get("raw_callback", {}).get(metric)
         raw_sync = clients.get("raw_sync", {}).get(metric)
+        raw_collect = clients.get("raw_callback_collect", {}).get(metric)
         for client, values in sorted(clients.items(), key=lambda kv: CLIENT_ORDER.get(kv[0], 9)):
             value = values.get(metric)
             if value is None:
                 continue
             other = ", ".join(f"{k} {fmt(values[k])}" for k in extras if k in values)
             cells = []
-            for raw in (raw_cb, raw_sync):
+            for raw in (raw_cb, raw_sync, raw_collect):
                 r = ratio(value, raw, higher) if client.startswith("sdk") else None
+                # Only exec() collects: the collecting baseline is for sdk_exec alone.
+                if raw is raw_collect and client != "sdk_exec":
+                    r = None
                 cells.append(f"{r:.2f}" if r is not None else "")
-            lines.append(f"| {row} | {client} | {fmt(value)} {unit} | {other} | {cells[0]} | {cells[1]} |")
+            lines.append(f"| {row} | {client} | {fmt(value)} {unit} | {other} | " + " | ".join(cells) + " |")
             if client.startswith("sdk") and raw_cb:
                 r = ratio(value, raw_cb, higher)
                 verdicts.append((row, client, r))

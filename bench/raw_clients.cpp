@@ -20,6 +20,8 @@ namespace v1 = sandbox::v1;
 
 struct CallResult {
   std::uint64_t stdout_bytes = 0;
+  /// Filled only by a collecting call (the `raw_callback_collect` rows).
+  std::string stdout_data;
   bool exit_seen = false;
   bool offsets_ok = true;
   grpc::Status status;
@@ -55,8 +57,8 @@ class Latch {
 class ReadReactor final : public grpc::ClientReadReactor<v1::ExecResponse> {
  public:
   ReadReactor(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& request, CallResult& result,
-              Latch& latch)
-      : result_(result), latch_(latch) {
+              Latch& latch, bool collect = false)
+      : result_(result), latch_(latch), collect_(collect) {
     stub.async()->Exec(&context_, &request, this);
     StartRead(&response_);
     StartCall();
@@ -68,6 +70,7 @@ class ReadReactor final : public grpc::ClientReadReactor<v1::ExecResponse> {
       case v1::ExecResponse::kStdout:
         result_.offsets_ok &= response_.offset() == result_.stdout_bytes;
         result_.stdout_bytes += response_.stdout().size();
+        if (collect_) result_.stdout_data.append(response_.stdout());
         break;
       case v1::ExecResponse::kExitCode:
         result_.exit_seen = true;
@@ -91,6 +94,7 @@ class ReadReactor final : public grpc::ClientReadReactor<v1::ExecResponse> {
   v1::ExecResponse response_;
   CallResult& result_;
   Latch& latch_;
+  const bool collect_;
 };
 
 v1::ExecRequest make_request(std::uint64_t total, std::uint64_t chunk) {
@@ -121,10 +125,11 @@ CallResult call_sync(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& 
   return result;
 }
 
-CallResult call_callback(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& request, Latch& latch) {
+CallResult call_callback(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& request, Latch& latch,
+                         bool collect = false) {
   CallResult result;
   latch.reset(1);
-  new ReadReactor(stub, request, result, latch);
+  new ReadReactor(stub, request, result, latch, collect);
   latch.wait();
   return result;
 }
@@ -202,7 +207,7 @@ void concurrent_raw_callback(benchmark::State& state) {
   cpu.report(state, execs, "exec");
 }
 
-void bulk_raw_callback(benchmark::State& state, std::uint64_t chunk_bytes) {
+void bulk_raw_callback(benchmark::State& state, std::uint64_t chunk_bytes, bool collect) {
   auto stub = v1::SandboxExecService::NewStub(raw_channel());
   const auto total = workload().bulk_bytes;
   Latch latch;
@@ -213,8 +218,9 @@ void bulk_raw_callback(benchmark::State& state, std::uint64_t chunk_bytes) {
   cpu.start();
   const auto t0 = Clock::now();
   for (auto _ : state) {
-    auto result = call_callback(*stub, request, latch);
+    auto result = call_callback(*stub, request, latch, collect);
     if (!result.ok(total)) return fail(state, result);
+    if (collect && result.stdout_data.size() != total) return state.SkipWithError("collected too few bytes");
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   cpu.report(state, static_cast<double>(state.iterations() * total) / (1 << 20), "MiB");

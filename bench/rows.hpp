@@ -12,7 +12,9 @@ namespace bench {
 // raw grpc++ callback API: one ClientReadReactor per call (the baseline).
 void tiny_raw_callback(benchmark::State& state);
 void concurrent_raw_callback(benchmark::State& state);
-void bulk_raw_callback(benchmark::State& state, std::uint64_t chunk_bytes);
+/// `collect`: also append the stdout bytes to a std::string, as `exec()` must (the
+/// `raw_callback_collect` rows: the baseline for what collecting alone costs).
+void bulk_raw_callback(benchmark::State& state, std::uint64_t chunk_bytes, bool collect);
 
 // raw grpc++ sync API: stub->Exec(&ctx, req) and a Read() loop on the benchmark thread.
 void tiny_raw_sync(benchmark::State& state);
