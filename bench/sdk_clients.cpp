@@ -39,13 +39,17 @@ sandbox::Command synth_command(std::uint64_t total, std::uint64_t chunk) {
 
 /// Runs the io_context on this thread until `done` (set by a handler running on it).
 /// Every SDK operation in flight keeps work on the io_context, so running out of work
-/// before `done` means a completion was lost.
-void run_until(asio::io_context& io, const bool& done) {
+/// before `done` means a completion was lost: false then.
+bool run_until(asio::io_context& io, const bool& done) {
   while (!done) {
-    if (io.run_one() == 0) throw std::logic_error("io_context ran out of work before the operations completed");
+    if (io.run_one() == 0) return false;
   }
   io.restart();
+  return true;
 }
+
+constexpr const char* kLostCompletion =
+    "the io_context ran out of work before the SDK operations completed (a lost completion)";
 
 /// Runs `body(runner)` as a coroutine on a fresh io_context with a fresh runner, then
 /// destroys the runner (which waits until gRPC finished its calls) before the io_context.
@@ -60,7 +64,10 @@ void run_coroutine(benchmark::State& state, Body body) {
       error = e;
       done = true;
     });
-    run_until(io, done);
+    if (!run_until(io, done)) {
+      state.SkipWithError(kLostCompletion);
+      runner.close();
+    }
   }
   if (error) {
     try {
@@ -158,14 +165,14 @@ void concurrent(benchmark::State& state, CallFn call) {
   };
 
   start_batch(1);
-  run_until(io, done);
+  if (!run_until(io, done)) return state.SkipWithError(kLostCompletion);
   if (!error.empty()) return state.SkipWithError(error.c_str());
 
   CpuMeter cpu;
   cpu.start();
   for (auto _ : state) {
     start_batch(n);
-    run_until(io, done);
+    if (!run_until(io, done)) return state.SkipWithError(kLostCompletion);
     if (!error.empty()) return state.SkipWithError(error.c_str());
   }
   state.SetItemsProcessed(state.iterations() * n);
