@@ -1,12 +1,12 @@
 # The client SDK's tests: sans-io units, the SDK against a scripted fake agent, and the SDK
 # against the real agent.
 add_library(sandbox_fakes STATIC fakes/fake_agent.cpp)
-target_link_libraries(sandbox_fakes PUBLIC sandbox_proto gRPC::grpc++ sandbox_asio GTest::gtest)
+target_link_libraries(sandbox_fakes PUBLIC sandbox_client sandbox_proto gRPC::grpc++ sandbox_asio GTest::gtest)
 target_include_directories(sandbox_fakes PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 
 sandbox_add_test(client_unit_tests
   SOURCES unit/client_request_test.cpp unit/response_sequence_test.cpp unit/error_test.cpp
-  LIBS sandbox_client sandbox_proto
+  LIBS sandbox_client sandbox_proto sandbox_fakes
   LABELS unit)
 
 sandbox_add_test(client_fake_agent_tests

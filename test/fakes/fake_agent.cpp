@@ -107,6 +107,16 @@ ExecScript replying(std::string out, std::string err, int code) {
   };
 }
 
+ExecScript waiting_for_cancel(std::atomic<int>& cancels_seen, std::string first_stdout) {
+  return [&cancels_seen, first_stdout = std::move(first_stdout)](
+             grpc::ServerContext& context, const v1::ExecRequest& request, ExecWriter& writer) {
+    writer.Write(started_message(request.exec_id()));
+    if (!first_stdout.empty()) writer.Write(stdout_message(first_stdout, 0));
+    if (wait_for_client_cancel(context)) ++cancels_seen;
+    return grpc::Status::CANCELLED;
+  };
+}
+
 bool wait_for_client_cancel(grpc::ServerContext& context) {
   const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!context.IsCancelled()) {

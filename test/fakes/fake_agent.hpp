@@ -8,6 +8,7 @@
 #include <grpcpp/server_context.h>
 
 #include <filesystem>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/runner_config.hpp"
 #include "sandbox/v1/sandbox_exec.grpc.pb.h"
 
 namespace sandbox::test {
@@ -61,6 +63,17 @@ v1::ExecResponse exit_message(int code, int signal = 0, bool timed_out = false);
 
 /// A well-behaved script: started, then the given stdout/stderr, then exit `code`.
 ExecScript replying(std::string out, std::string err, int code);
+
+/// A script that never exits: `started`, then `first_stdout` (if any), then it waits until
+/// the client cancels, counting each observed cancellation in `cancels_seen`.
+ExecScript waiting_for_cancel(std::atomic<int>& cancels_seen, std::string first_stdout = {});
+
+/// A runner configuration pointing at `agent`.
+inline RemoteRunnerConfig runner_config(const FakeAgent& agent) {
+  RemoteRunnerConfig config;
+  config.address = agent.address();
+  return config;
+}
 
 /// Blocks (bounded: 30 s) until the client cancelled the call or its deadline passed.
 /// Polls ServerContext::IsCancelled, the only cancellation signal of the sync API.

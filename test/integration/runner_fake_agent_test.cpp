@@ -24,26 +24,10 @@ namespace {
 using namespace std::chrono_literals;
 using asio::experimental::as_tuple;
 
-RemoteRunnerConfig config_for(const FakeAgent& agent) {
-  RemoteRunnerConfig config;
-  config.address = agent.address();
-  return config;
-}
-
-// A script that never exits: it waits until the client cancels, and records that it did.
-ExecScript hanging(std::atomic<int>& cancels_seen) {
-  return [&cancels_seen](grpc::ServerContext& context, const v1::ExecRequest& request,
-                         ExecWriter& writer) {
-    writer.Write(started_message(request.exec_id()));
-    if (wait_for_client_cancel(context)) ++cancels_seen;
-    return grpc::Status::CANCELLED;
-  };
-}
-
 TEST(RunnerFakeAgentTest, ForwardsArgvProfileImageWorkdirAndEnvVerbatim) {
   FakeAgent agent(replying("", "", 0));
   asio::io_context io;
-  auto config = config_for(agent);
+  auto config = runner_config(agent);
   config.profile = "strict";
   config.image = "ghcr.io/acme/tools:1.2";
   config.workdir = "repo";
@@ -76,7 +60,7 @@ TEST(RunnerFakeAgentTest, ForwardsArgvProfileImageWorkdirAndEnvVerbatim) {
 TEST(RunnerFakeAgentTest, SecretReferenceReachesTheAgentUnresolved) {
   FakeAgent agent(replying("", "", 0));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   Command cmd{"deploy"};
   cmd.env["DB_PASSWORD"] = "secret://db/password";
 
@@ -89,7 +73,7 @@ TEST(RunnerFakeAgentTest, SecretReferenceReachesTheAgentUnresolved) {
 TEST(RunnerFakeAgentTest, GeneratesAUuidExecIdWhenNoneIsGiven) {
   FakeAgent agent(replying("", "", 0));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   auto [ec, result] = run_bounded(io, runner.exec({"true"}, as_tuple(asio::use_awaitable)));
   ASSERT_FALSE(ec);
   EXPECT_EQ(agent.calls().at(0).request.exec_id().size(), 36u);
@@ -99,7 +83,7 @@ TEST(RunnerFakeAgentTest, GeneratesAUuidExecIdWhenNoneIsGiven) {
 TEST(RunnerFakeAgentTest, NonZeroExitIsAResultNotAnError) {
   FakeAgent agent(replying("out", "err", 42));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   auto result = run_bounded(io, runner.exec({"false"}));
   EXPECT_EQ(result.exit_code(), 42);
   EXPECT_EQ(result.stdout_data, "out");
@@ -114,7 +98,7 @@ TEST(RunnerFakeAgentTest, StreamWithoutExitCodeIsAnErrorKeepingPartialOutput) {
     return grpc::Status::OK;  // ends the stream with no exit_code
   });
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
 
   auto [ec, result] = run_bounded(io, runner.exec({"make"}, as_tuple(asio::use_awaitable)));
 
@@ -135,7 +119,7 @@ TEST(RunnerFakeAgentTest, FirstExitCodeEndsTheCallEvenIfTheAgentKeepsTheStreamOp
   });
   asio::io_context io;
   {
-    RemoteRunner runner(io.get_executor(), config_for(agent));
+    RemoteRunner runner(io.get_executor(), runner_config(agent));
     auto result = run_bounded(io, runner.exec({"true"}), 10s);
     EXPECT_EQ(result.exit_code(), 5);
   }  // the runner's destructor waits for the RPC to end
@@ -148,7 +132,7 @@ TEST(RunnerFakeAgentTest, AgentStatusMessageIsKept) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "bubblewrap is not installed");
   });
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   auto [ec, result] = run_bounded(io, runner.exec({"ls"}, as_tuple(asio::use_awaitable)));
   EXPECT_EQ(ec, errc::failed_precondition);
   EXPECT_EQ(result.error_message, "bubblewrap is not installed");
@@ -163,7 +147,7 @@ TEST(RunnerFakeAgentTest, OffsetGapIsAProtocolError) {
     return grpc::Status::OK;
   });
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   auto [ec, result] = run_bounded(io, runner.exec({"ls"}, as_tuple(asio::use_awaitable)));
   EXPECT_EQ(ec, errc::protocol_error);
   EXPECT_NE(result.error_message.find("offset"), std::string::npos) << result.error_message;
@@ -172,7 +156,7 @@ TEST(RunnerFakeAgentTest, OffsetGapIsAProtocolError) {
 TEST(RunnerFakeAgentTest, EmptyArgvFailsBeforeAnyRpc) {
   FakeAgent agent(replying("", "", 0));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   auto [ec, result] = run_bounded(io, runner.exec(Command{}, as_tuple(asio::use_awaitable)));
   EXPECT_EQ(ec, errc::invalid_argument);
   EXPECT_NE(result.error_message.find("argv"), std::string::npos);
@@ -208,7 +192,7 @@ TEST(RunnerFakeAgentTest, TokenWithoutTlsFailsConstructionSayingInsecure) {
 TEST(RunnerFakeAgentTest, TokenWithAllowInsecureTravelsAsBearerCallCredentials) {
   FakeAgent agent(replying("", "", 0));
   asio::io_context io;
-  auto config = config_for(agent);
+  auto config = runner_config(agent);
   config.token = "t0k3n-value";
   config.allow_insecure = true;
   RemoteRunner runner(io.get_executor(), config);
@@ -223,7 +207,7 @@ TEST(RunnerFakeAgentTest, TokenWithAllowInsecureTravelsAsBearerCallCredentials) 
 TEST(RunnerFakeAgentTest, CloseTwiceIsHarmlessAndLaterCallsFailClearly) {
   FakeAgent agent(replying("", "", 0));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   runner.close();
   runner.close();
   EXPECT_TRUE(runner.closed());
@@ -240,7 +224,7 @@ TEST(RunnerFakeAgentTest, SixteenConcurrentExecsAllComplete) {
     return grpc::Status::OK;
   });
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   std::vector<std::future<ExecResult>> results;
   for (int i = 0; i < 16; ++i) {
     results.push_back(runner.exec({"echo", std::to_string(i)}, asio::use_future));
@@ -258,14 +242,14 @@ TEST(RunnerFakeAgentTest, SixteenConcurrentExecsAllComplete) {
 
 TEST(RunnerFakeAgentTest, SixteenConcurrentExecsRacingCloseEachCompleteOnce) {
   std::atomic<int> cancels_seen{0};
-  FakeAgent agent(hanging(cancels_seen));
+  FakeAgent agent(waiting_for_cancel(cancels_seen));
   asio::io_context io;
   auto work = asio::make_work_guard(io);
   std::thread driver([&] { io.run(); });
   std::atomic<int> completions{0};
   std::promise<void> all_done;
   {
-    RemoteRunner runner(io.get_executor(), config_for(agent));
+    RemoteRunner runner(io.get_executor(), runner_config(agent));
     std::vector<std::thread> callers;
     for (int i = 0; i < 16; ++i) {
       callers.emplace_back([&] {
@@ -289,9 +273,9 @@ TEST(RunnerFakeAgentTest, SixteenConcurrentExecsRacingCloseEachCompleteOnce) {
 
 TEST(RunnerFakeAgentTest, TerminalCancellationAbortsTheCallAfterGrpcEndsIt) {
   std::atomic<int> cancels_seen{0};
-  FakeAgent agent(hanging(cancels_seen));
+  FakeAgent agent(waiting_for_cancel(cancels_seen));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   asio::cancellation_signal signal;
   std::optional<std::error_code> outcome;
   runner.exec({"sleep", "300"},
@@ -311,7 +295,7 @@ TEST(RunnerFakeAgentTest, TerminalCancellationAbortsTheCallAfterGrpcEndsIt) {
 TEST(RunnerFakeAgentTest, HandlerRunsOnItsExecutorNeverInsideTheInitiatingCall) {
   FakeAgent agent(replying("x", "", 0));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   bool initiating = true;
   bool ran_inline = false;
   bool on_io_thread = false;
@@ -328,7 +312,7 @@ TEST(RunnerFakeAgentTest, HandlerRunsOnItsExecutorNeverInsideTheInitiatingCall) 
 TEST(RunnerFakeAgentTest, WorksWithCallbacksFuturesDeferredAndAsTuple) {
   FakeAgent agent(replying("hi", "", 3));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   int callback_code = -1;
   runner.exec({"a"}, [&](std::error_code, ExecResult r) { callback_code = r.exit_code(); });
   auto future = runner.exec({"b"}, asio::use_future);
@@ -345,9 +329,9 @@ TEST(RunnerFakeAgentTest, WorksWithCallbacksFuturesDeferredAndAsTuple) {
 
 TEST(RunnerFakeAgentTest, CallDeadlineOnASilentAgentReturnsOnTime) {
   std::atomic<int> cancels_seen{0};
-  FakeAgent agent(hanging(cancels_seen));
+  FakeAgent agent(waiting_for_cancel(cancels_seen));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   Command cmd{"sleep", "300"};
   cmd.deadline = 300ms;
   const auto start = std::chrono::steady_clock::now();

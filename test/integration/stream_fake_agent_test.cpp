@@ -19,12 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 using asio::experimental::as_tuple;
 
-RemoteRunnerConfig config_for(const FakeAgent& agent) {
-  RemoteRunnerConfig config;
-  config.address = agent.address();
-  return config;
-}
-
 // Waits (bounded) until `predicate` holds, running `io` meanwhile.
 template <typename Predicate>
 bool eventually(asio::io_context& io, Predicate predicate) {
@@ -43,7 +37,7 @@ TEST(StreamFakeAgentTest, ChunksArriveInAgentOrderThenTheEnd) {
     return grpc::Status::OK;
   });
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   auto stream = runner.stream({"make"});
 
   auto chunks = run_bounded(io, [&]() -> asio::awaitable<std::vector<OutputChunk>> {
@@ -72,7 +66,7 @@ TEST(StreamFakeAgentTest, EndWithoutExitCodeIsAnErrorAfterTheChunksReceived) {
     return grpc::Status::OK;
   });
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   auto stream = runner.stream({"make"});
 
   auto [first_ec, first] = run_bounded(io, stream.next(as_tuple(asio::use_awaitable)));
@@ -90,7 +84,7 @@ TEST(StreamFakeAgentTest, EndWithoutExitCodeIsAnErrorAfterTheChunksReceived) {
 TEST(StreamFakeAgentTest, InvalidCommandFailsOnFirstNextWithoutAnRpc) {
   FakeAgent agent(replying("", "", 0));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   auto stream = runner.stream(Command{});
   auto [ec, chunk] = run_bounded(io, stream.next(as_tuple(asio::use_awaitable)));
   EXPECT_EQ(ec, errc::invalid_argument);
@@ -99,15 +93,9 @@ TEST(StreamFakeAgentTest, InvalidCommandFailsOnFirstNextWithoutAnRpc) {
 
 TEST(StreamFakeAgentTest, DestroyingAnUnfinishedStreamCancelsTheRpc) {
   std::atomic<int> cancels_seen{0};
-  FakeAgent agent([&](grpc::ServerContext& context, const v1::ExecRequest& request,
-                      ExecWriter& writer) {
-    writer.Write(started_message(request.exec_id()));
-    writer.Write(stdout_message("tick", 0));
-    if (wait_for_client_cancel(context)) ++cancels_seen;
-    return grpc::Status::CANCELLED;
-  });
+  FakeAgent agent(waiting_for_cancel(cancels_seen, "tick"));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   {
     auto stream = runner.stream({"tail", "-f", "log"});
     auto chunk = run_bounded(io, stream.next());
@@ -119,14 +107,9 @@ TEST(StreamFakeAgentTest, DestroyingAnUnfinishedStreamCancelsTheRpc) {
 
 TEST(StreamFakeAgentTest, TerminalCancellationOfNextAbortsTheStream) {
   std::atomic<int> cancels_seen{0};
-  FakeAgent agent([&](grpc::ServerContext& context, const v1::ExecRequest& request,
-                      ExecWriter& writer) {
-    writer.Write(started_message(request.exec_id()));
-    if (wait_for_client_cancel(context)) ++cancels_seen;
-    return grpc::Status::CANCELLED;
-  });
+  FakeAgent agent(waiting_for_cancel(cancels_seen));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   auto stream = runner.stream({"sleep", "300"});
   asio::cancellation_signal signal;
   std::optional<std::error_code> outcome;
@@ -143,14 +126,9 @@ TEST(StreamFakeAgentTest, TerminalCancellationOfNextAbortsTheStream) {
 
 TEST(StreamFakeAgentTest, CloseEndsAStreamWithRunnerClosed) {
   std::atomic<int> cancels_seen{0};
-  FakeAgent agent([&](grpc::ServerContext& context, const v1::ExecRequest& request,
-                      ExecWriter& writer) {
-    writer.Write(started_message(request.exec_id()));
-    if (wait_for_client_cancel(context)) ++cancels_seen;
-    return grpc::Status::CANCELLED;
-  });
+  FakeAgent agent(waiting_for_cancel(cancels_seen));
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config_for(agent));
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
   auto stream = runner.stream({"sleep", "300"});
   ASSERT_TRUE(eventually(io, [&] { return !agent.calls().empty(); }));
   runner.close();

@@ -2,32 +2,24 @@
 
 #include <gtest/gtest.h>
 
+#include "fakes/fake_agent.hpp"
+
 namespace sandbox::detail {
 namespace {
 
-v1::ExecResponse started() {
-  v1::ExecResponse m;
-  m.mutable_started()->set_exec_id("id-1");
-  m.mutable_started()->set_sandbox_id("sb-1");
-  m.mutable_started()->set_effective_profile("strict");
-  return m;
-}
+using test::exit_message;
+using test::stderr_message;
+using test::stdout_message;
+
+v1::ExecResponse started() { return test::started_message("id-1", "sb-1", "strict"); }
 v1::ExecResponse out(const std::string& bytes, std::uint64_t offset) {
-  v1::ExecResponse m;
-  m.set_stdout(bytes);
-  m.set_offset(offset);
-  return m;
+  return stdout_message(bytes, offset);
 }
 v1::ExecResponse err(const std::string& bytes, std::uint64_t offset) {
-  v1::ExecResponse m;
-  m.set_stderr(bytes);
-  m.set_offset(offset);
-  return m;
+  return stderr_message(bytes, offset);
 }
 v1::ExecResponse exit_with(int code) {
-  v1::ExecResponse m;
-  m.set_exit_code(code);
-  m.mutable_exit()->set_signal(9);
+  auto m = exit_message(code, 9);
   m.mutable_exit()->set_stdout_bytes(100);
   m.mutable_exit()->set_duration_ms(12);
   return m;
