@@ -1,5 +1,6 @@
 #include "agent/agent_server.hpp"
 
+#include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
@@ -162,6 +163,11 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   if (ec || !fs::is_directory(impl.workspace, ec)) {
     throw std::runtime_error("workspace: '" + root.string() + "' is not an existing directory");
   }
+
+  // A process-lifetime reference to the gRPC library, never released: when ~Server drops
+  // the last one, grpc 1.51 shuts the library down synchronously and joins an executor thread
+  // parked in a 10 s epoll_wait, so stopping the agent would randomly take 10 s.
+  [[maybe_unused]] static const bool grpc_kept_initialized = (grpc_init(), true);
 
   // Writes to a pipe whose reader died must fail with EPIPE, not kill the agent.
   std::signal(SIGPIPE, SIG_IGN);

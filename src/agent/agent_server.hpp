@@ -25,7 +25,9 @@ struct AgentOptions {
 /// Commands run unconfined (effective profile "none"), each in its own process group, with a
 /// clean environment, in the workspace. Process I/O runs on two internal Asio threads; gRPC
 /// runs its own. Ignores SIGPIPE for the whole process (writes to a closed pipe must fail
-/// with EPIPE, not kill the agent); children get default dispositions.
+/// with EPIPE, not kill the agent); children get default dispositions. Keeps the gRPC
+/// library initialised until the process exits (see agent_server.cpp: grpc 1.51's final
+/// shutdown can block for 10 s).
 ///
 /// Thread-safety: every member function may be called from any thread.
 class AgentServer {
