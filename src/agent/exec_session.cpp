@@ -130,7 +130,8 @@ void ExecSession::OnWriteDone(bool ok) {
 void ExecSession::OnCancel() {
   {
     std::lock_guard lock(mutex_);
-    if (stop_locked(grpc::Status::CANCELLED)) {
+    // A client may cancel once it holds exit_code: the exec already ended, nothing to report.
+    if (stop_locked(grpc::Status::CANCELLED) && !exit_sent_) {
       log("info", "exec.cancelled", {{"exec_id", exec_id_}});
     }
   }
