@@ -3,12 +3,13 @@
 // throwing through Google Benchmark's loop.
 
 #include <asio/co_spawn.hpp>
+#include <asio/executor_work_guard.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
 
+#include <chrono>
 #include <exception>
-#include <stdexcept>
 #include <string>
 
 #include "bench_support.hpp"
@@ -37,34 +38,42 @@ sandbox::Command synth_command(std::uint64_t total, std::uint64_t chunk) {
   return cmd;
 }
 
-/// Runs the io_context on this thread until `done` (set by a handler running on it).
-/// Every SDK operation in flight keeps work on the io_context, so running out of work
-/// before `done` means a completion was lost: false then.
-bool run_until(asio::io_context& io, const bool& done) {
-  while (!done) {
-    if (io.run_one() == 0) return false;
-  }
-  io.restart();
-  return true;
-}
+/// The benchmark thread's io_context, kept from running out of work between operations.
+///
+/// The SDK posts a completion and only then releases the work it held, on a gRPC thread;
+/// the handler may already have run by then. Without the guard that late release can bring
+/// the work count to zero after a batch finished, which stops an io_context, and the next
+/// batch's `run_one()` would return at once, its completions still to come.
+struct IoLoop {
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(io);
 
-constexpr const char* kLostCompletion =
-    "the io_context ran out of work before the SDK operations completed (a lost completion)";
+  /// Runs handlers on this thread until `done` (set by one of them); false if no handler
+  /// became ready for 30 s (a completion that never came).
+  bool run_until(const bool& done) {
+    while (!done) {
+      if (io.run_one_for(std::chrono::seconds(30)) == 0) return false;
+    }
+    return true;
+  }
+};
+
+constexpr const char* kLostCompletion = "no SDK completion arrived for 30 s (a lost completion)";
 
 /// Runs `body(runner)` as a coroutine on a fresh io_context with a fresh runner, then
 /// destroys the runner (which waits until gRPC finished its calls) before the io_context.
 template <typename Body>
 void run_coroutine(benchmark::State& state, Body body) {
-  asio::io_context io(1);
+  IoLoop loop;
   bool done = false;
   std::exception_ptr error;
   {
-    sandbox::RemoteRunner runner(io.get_executor(), runner_config());
-    asio::co_spawn(io, body(runner), [&](std::exception_ptr e) {
+    sandbox::RemoteRunner runner(loop.io.get_executor(), runner_config());
+    asio::co_spawn(loop.io, body(runner), [&](std::exception_ptr e) {
       error = e;
       done = true;
     });
-    if (!run_until(io, done)) {
+    if (!loop.run_until(done)) {
       state.SkipWithError(kLostCompletion);
       runner.close();
     }
@@ -145,8 +154,8 @@ void concurrent(benchmark::State& state, CallFn call) {
   const auto bytes = workload().tiny_bytes;
   const auto cmd = synth_command(bytes, bytes);
   const int n = workload().concurrency;
-  asio::io_context io(1);
-  sandbox::RemoteRunner runner(io.get_executor(), runner_config());
+  IoLoop loop;
+  sandbox::RemoteRunner runner(loop.io.get_executor(), runner_config());
 
   int remaining = 0;
   bool done = false;
@@ -156,7 +165,7 @@ void concurrent(benchmark::State& state, CallFn call) {
     remaining = count;
     done = false;
     for (int i = 0; i < count; ++i) {
-      asio::co_spawn(io, call(runner, cmd, bytes), [&](std::exception_ptr e, std::string result) {
+      asio::co_spawn(loop.io, call(runner, cmd, bytes), [&](std::exception_ptr e, std::string result) {
         if (e) result = "exception";
         if (!result.empty() && error.empty()) error = result;
         done = --remaining == 0;
@@ -165,14 +174,14 @@ void concurrent(benchmark::State& state, CallFn call) {
   };
 
   start_batch(1);
-  if (!run_until(io, done)) return state.SkipWithError(kLostCompletion);
+  if (!loop.run_until(done)) return state.SkipWithError(kLostCompletion);
   if (!error.empty()) return state.SkipWithError(error.c_str());
 
   CpuMeter cpu;
   cpu.start();
   for (auto _ : state) {
     start_batch(n);
-    if (!run_until(io, done)) return state.SkipWithError(kLostCompletion);
+    if (!loop.run_until(done)) return state.SkipWithError(kLostCompletion);
     if (!error.empty()) return state.SkipWithError(error.c_str());
   }
   state.SetItemsProcessed(state.iterations() * n);
