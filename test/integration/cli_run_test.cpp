@@ -23,6 +23,8 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <ostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -215,6 +217,35 @@ std::vector<pid_t> processes_where(const std::function<bool(const std::string&)>
 std::vector<pid_t> processes_mentioning(const std::string& needle) {
   return processes_where(
       [&](const std::string& cmdline) { return cmdline.find(needle) != std::string::npos; });
+}
+
+/// Every process below `root` in the process tree, from /proc/<pid>/stat's ppid field.
+std::vector<pid_t> descendants_of(pid_t root) {
+  std::multimap<pid_t, pid_t> children;
+  for (const auto& entry : fs::directory_iterator("/proc")) {
+    const auto name = entry.path().filename().string();
+    if (!std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+    std::ifstream file(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 1));
+    char state = 0;
+    pid_t ppid = 0;
+    if (rest >> state >> ppid) children.emplace(ppid, std::stoi(name));
+  }
+  std::vector<pid_t> found;
+  std::vector<pid_t> pending = {root};
+  while (!pending.empty()) {
+    pid_t parent = pending.back();
+    pending.pop_back();
+    for (auto [it, end] = children.equal_range(parent); it != end; ++it) {
+      found.push_back(it->second);
+      pending.push_back(it->second);
+    }
+  }
+  return found;
 }
 
 /// All 256 byte values, in order.
@@ -418,6 +449,9 @@ struct BadFlag {
   std::string flag;
 };
 
+// Test names and CTest's listing show the case's name, not a byte dump.
+void PrintTo(const BadFlag& bad, std::ostream* os) { *os << bad.name; }
+
 class CliBadFlagTest : public CliRunTest, public ::testing::WithParamInterface<BadFlag> {};
 
 TEST_P(CliBadFlagTest, ExitsWithOneLineNamingTheFlag) {
@@ -448,27 +482,26 @@ TEST_F(CliRunTest, HelpExitsZeroWithUsageOnStdout) {
 }
 
 TEST_F(CliRunTest, TerminatingSandboxRunStopsCommandAndPrivateAgent) {
-  // A unique argument finds the remote sleep among all processes.
-  auto child = start({"--", "sh", "-c", "echo ready; exec sleep 29.7"});
+  auto child = start({"--", "sh", "-c", "echo ready; exec sleep 30"});
   ASSERT_TRUE(child->pump_until([&] { return child->out() == "ready\n"; }, run_timeout))
       << "the command never said ready; stderr: " << child->err();
-  auto sleepers = processes_where([](const std::string& cmdline) {
-    return cmdline == std::string(
-                          "sleep\0"
-                          "29.7\0",
-                          11);
-  });
-  ASSERT_FALSE(sleepers.empty()) << "the remote sleep is not running";
-  int sleeper = pidfd_open(sleepers.front());
+  // The private agent is the one process whose argv names this test's TMPDIR; what it
+  // started are its descendants (whatever sandbox backend sits in between).
+  auto agents = processes_mentioning(tmpdir_.string());
+  ASSERT_EQ(agents.size(), 1u) << "expected exactly one private agent";
+  std::vector<int> remote;
+  for (pid_t pid : descendants_of(agents.front())) remote.push_back(pidfd_open(pid));
+  ASSERT_FALSE(remote.empty()) << "the remote command is not running";
 
   ASSERT_EQ(::kill(child->pid(), SIGTERM), 0);
   auto ended = child->finish();
   ASSERT_TRUE(ended.has_value()) << "sandbox-run did not exit after SIGTERM";
   EXPECT_EQ(ended->code, 128 + SIGTERM) << child->err();
   EXPECT_EQ(child->err(), "");
-  if (sleeper >= 0) {
-    EXPECT_TRUE(wait_pidfd(sleeper, 10s)) << "the remote command outlived the run by 10 s";
-    ::close(sleeper);
+  for (int pidfd : remote) {
+    if (pidfd < 0) continue;  // already gone
+    EXPECT_TRUE(wait_pidfd(pidfd, 10s)) << "a process of the remote command outlived the run";
+    ::close(pidfd);
   }
   expect_no_private_agent_left();
 }

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <initializer_list>
 #include <map>
+#include <ostream>
 #include <string_view>
 #include <vector>
 
@@ -88,6 +89,9 @@ struct BadArgs {
   std::vector<std::string_view> args;
   std::string_view error_start;
 };
+
+// Test names and CTest's listing show the case's name, not a byte dump.
+void PrintTo(const BadArgs& bad, std::ostream* os) { *os << bad.name; }
 
 class CliOptionsRejectTest : public ::testing::TestWithParam<BadArgs> {};
 
