@@ -34,12 +34,23 @@ step() {
   fi
 }
 
-# ctest's summary after the step, whatever the outcome.
+# A CTest suite: its summary whatever the outcome; on failure, the failed tests run once
+# more on their own with their output shown (CI keeps only this script's output).
 ctest_step() {
-  local preset="$1" status=0
-  step "ctest-$preset" ctest --preset "$preset" -j "$jobs" || status=1
-  grep -E 'tests passed|tests failed|Total Test time' "$log_dir/ctest-$preset.log" | sed 's/^/    /'
-  return "$status"
+  local preset="$1"
+  local log="$log_dir/ctest-$preset.log" begin=$SECONDS
+  printf '%-20s' "ctest-$preset"
+  if ctest --preset "$preset" -j "$jobs" >"$log" 2>&1 </dev/null; then
+    echo "ok ($((SECONDS - begin))s)"
+    grep -E 'tests passed|Total Test time' "$log" | sed 's/^/    /'
+    return 0
+  fi
+  echo "FAILED ($((SECONDS - begin))s)"
+  sed -n '/tests passed/p; /The following tests FAILED/,$p' "$log" | sed 's/^/    /'
+  echo "    rerunning the failed tests (full log: $log):"
+  ctest --preset "$preset" --rerun-failed --output-on-failure </dev/null 2>&1 | tail -n 200 |
+    sed 's/^/    /' || true
+  return 1
 }
 
 # npm ci, as the lock file demands. Where the registry does not serve all of @bufbuild/buf's
