@@ -23,9 +23,9 @@ struct Workload {
   std::uint64_t tiny_bytes = 16;
   int concurrency = 64;
   std::uint64_t bulk_bytes = std::uint64_t{64} << 20;
-  benchmark::IterationCount tiny_iterations = 20000;
-  benchmark::IterationCount concurrent_iterations = 1500; // batches of `concurrency` execs
-  benchmark::IterationCount bulk_iterations = 20;
+  benchmark::IterationCount tiny_iterations = 10000;
+  benchmark::IterationCount concurrent_iterations = 800;  // batches of `concurrency` execs
+  benchmark::IterationCount bulk_iterations = 10;
 };
 
 /// Set by `main` before any benchmark runs.
