@@ -60,11 +60,16 @@ UniqueFunction<void(Args...)> posted_completion(Handler handler, const Executor&
   return [handler = std::move(handler), work = asio::make_work_guard(executor),
           slot](Args... args) mutable {
     auto target = work.get_executor();
-    asio::post(target, [handler = std::move(handler), slot, ... args = std::move(args)]() mutable {
+    // The work guard travels with the handler and is released on the target executor right
+    // after the handler ran, as Asio's own operations do. Released on the completing gRPC
+    // thread instead, it could drop the io_context's work count to zero at some later
+    // moment and stop a run() that the user's next operation still needed.
+    asio::post(target, [handler = std::move(handler), work = std::move(work), slot,
+                        ... args = std::move(args)]() mutable {
       if (slot.is_connected()) slot.clear();
       std::move(handler)(std::move(args)...);
+      work.reset();
     });
-    work.reset();
   };
 }
 
