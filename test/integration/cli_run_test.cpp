@@ -121,11 +121,16 @@ class Child {
   Child& operator=(const Child&) = delete;
 
   ~Child() {
+    // Closed first: a child blocked writing to a full pipe gets EPIPE instead of hanging.
+    for (int* fd : {&stdin_, &out_fd_, &err_fd_}) close_fd(*fd);
     if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
+      // A test that stopped early: SIGTERM first, so that sandbox-run still stops its private
+      // agent (SIGKILL would orphan it), SIGKILL if it does not exit in time.
+      ::kill(pid_, SIGTERM);
+      if (pidfd_ < 0 || !wait_pidfd(pidfd_, 10s)) ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
-    for (int* fd : {&stdin_, &out_fd_, &err_fd_, &pidfd_}) close_fd(*fd);
+    close_fd(pidfd_);
   }
 
   /// Moves data through the pipes until `done()` holds, both outputs reached EOF, or
