@@ -18,5 +18,7 @@ if(TARGET sandbox_agent_core AND TARGET sandbox_test_support)
   sandbox_add_test(client_agent_tests
     SOURCES integration/runner_agent_test.cpp integration/stream_agent_test.cpp
     LIBS sandbox_client sandbox_agent_core sandbox_test_support sandbox_fakes
-    LABELS client)
+    LABELS client
+    # ASan's default 256 MiB quarantine of freed chunks would be measured as client memory.
+    ENV ASAN_OPTIONS=quarantine_size_mb=4:detect_leaks=1)
 endif()

@@ -4,7 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
-#include <initializer_list>
+#include <type_traits>
 #include <map>
 #include <optional>
 #include <string>
@@ -41,8 +41,13 @@ struct Command {
   std::string exec_id;
 
   Command() = default;
-  /// `runner.exec({"ls", "-la"})`.
-  Command(std::initializer_list<std::string> args) : argv(args) {}
+  /// `co_await runner.exec({"ls", "-la"})`. A variadic constructor rather than an
+  /// initializer_list one: g++ 12 rejects an initializer_list of strings built inside a
+  /// `co_await` expression ("array used as initializer").
+  template <typename... Args>
+    requires(sizeof...(Args) > 0 && (std::is_convertible_v<Args, std::string> && ...))
+  Command(Args&&... args)  // NOLINT(google-explicit-constructor)
+      : argv{std::string(std::forward<Args>(args))...} {}
   /// A command from an argv vector.
   Command(std::vector<std::string> args) : argv(std::move(args)) {}  // NOLINT(google-explicit-constructor)
 };

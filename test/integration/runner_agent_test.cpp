@@ -117,9 +117,7 @@ TEST_F(RunnerAgentTest, SixteenConcurrentExecsGetTheirOwnResults) {
     asio::co_spawn(
         io_,
         [&, i]() -> asio::awaitable<void> {
-          // A named Command: g++ 12 rejects a braced temporary inside co_await here.
-          Command cmd{"sh", "-c", "echo $0; exit $0", std::to_string(i)};
-          results[i] = co_await runner_->exec(std::move(cmd));
+          results[i] = co_await runner_->exec({"sh", "-c", "echo $0; exit $0", std::to_string(i)});
           ++finished;
         },
         asio::detached);
