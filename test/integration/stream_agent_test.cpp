@@ -88,12 +88,12 @@ TEST_F(StreamAgentTest, DestroyingAnUnfinishedStreamKillsTheProcessGroup) {
   EXPECT_TRUE(wait_until_group_gone(pid, 5s)) << "the process group outlived the stream";
 }
 
-// VmHWM: this process's peak resident set.
-std::size_t peak_rss_bytes() {
+// A field of /proc/self/status in bytes: VmHWM is the peak resident set, VmRSS the current.
+std::size_t status_bytes(const std::string& field) {
   std::ifstream status("/proc/self/status");
   std::string key;
   while (status >> key) {
-    if (key == "VmHWM:") {
+    if (key == field) {
       std::size_t kib = 0;
       status >> kib;
       return kib * 1024;
@@ -102,6 +102,14 @@ std::size_t peak_rss_bytes() {
   return 0;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+// ASan's shadow memory and allocator caches add tens of MiB of their own; what the stream
+// may cost is then judged by the growth of the peak during the stream.
+constexpr bool kMeasureGrowth = true;
+#else
+constexpr bool kMeasureGrowth = false;
+#endif
+
 // The agent runs as its own process so that only the client's memory is measured.
 TEST(StreamMemoryTest, TwoHundredFiftySixMiBStreamWithClientPeakRssUnder64MiB) {
   AgentProcess agent;
@@ -109,6 +117,7 @@ TEST(StreamMemoryTest, TwoHundredFiftySixMiBStreamWithClientPeakRssUnder64MiB) {
   RemoteRunnerConfig config;
   config.address = agent.address();
   RemoteRunner runner(io.get_executor(), config);
+  const std::size_t baseline = kMeasureGrowth ? status_bytes("VmRSS:") : 0;
   constexpr std::uint64_t total = 256ull << 20;
   auto stream = runner.stream({"head", "-c", std::to_string(total), "/dev/zero"});
 
@@ -124,9 +133,10 @@ TEST(StreamMemoryTest, TwoHundredFiftySixMiBStreamWithClientPeakRssUnder64MiB) {
   EXPECT_EQ(received, total);
   EXPECT_EQ(stream.exit_status().exit_code, 0);
   EXPECT_EQ(stream.exit_status().stdout_total, total);
-  const auto peak = peak_rss_bytes();
+  const auto peak = status_bytes("VmHWM:") - baseline;
   RecordProperty("client_peak_rss_bytes", std::to_string(peak));
-  EXPECT_LT(peak, 64u << 20) << "peak RSS " << (peak >> 20) << " MiB";
+  EXPECT_LT(peak, 64u << 20) << "peak RSS " << (peak >> 20) << " MiB"
+                             << (kMeasureGrowth ? " above the baseline" : "");
 }
 
 }  // namespace
