@@ -7,8 +7,7 @@
 #include <sandbox/sandbox.hpp>
 
 asio::awaitable<bool> check(sandbox::RemoteRunner& runner) {
-  sandbox::Command command{"sh", "-c", "echo package-ok; echo to-stderr >&2; exit 5"};
-  auto result = co_await runner.exec(std::move(command));
+  auto result = co_await runner.exec({"sh", "-c", "echo package-ok; echo to-stderr >&2; exit 5"});
   std::cout << "exit code " << result.exit_code() << ", stdout " << result.stdout_data << "stderr "
             << result.stderr_data;
   co_return result.exit_code() == 5 && result.stdout_data == "package-ok\n" &&
