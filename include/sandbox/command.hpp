@@ -4,10 +4,10 @@
 
 #include <chrono>
 #include <cstdint>
-#include <type_traits>
 #include <map>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -45,11 +45,12 @@ struct Command {
   /// initializer_list one: g++ 12 rejects an initializer_list of strings built inside a
   /// `co_await` expression ("array used as initializer").
   template <typename... Args>
-    requires(sizeof...(Args) > 0 && (std::is_convertible_v<Args, std::string> && ...))
-  Command(Args&&... args)  // NOLINT(google-explicit-constructor)
+  requires(sizeof...(Args) > 0 && (std::is_convertible_v<Args, std::string> && ...))
+      Command(Args&&... args)  // NOLINT(google-explicit-constructor)
       : argv{std::string(std::forward<Args>(args))...} {}
   /// A command from an argv vector.
-  Command(std::vector<std::string> args) : argv(std::move(args)) {}  // NOLINT(google-explicit-constructor)
+  Command(std::vector<std::string> args)
+      : argv(std::move(args)) {}  // NOLINT(google-explicit-constructor)
 };
 
 }  // namespace sandbox

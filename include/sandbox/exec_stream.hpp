@@ -74,8 +74,9 @@ class ExecStream {
           if (slot.is_connected()) {
             slot.template emplace<detail::CancelOnTerminal>(detail::as_cancellable(core_));
           }
-          detail::async_next(core_, detail::posted_completion<std::error_code, std::optional<OutputChunk>>(
-                                        std::move(handler), executor_));
+          detail::async_next(core_,
+                             detail::posted_completion<std::error_code, std::optional<OutputChunk>>(
+                                 std::move(handler), executor_));
         },
         token);
   }

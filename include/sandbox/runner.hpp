@@ -19,14 +19,14 @@ namespace sandbox {
 namespace detail {
 class RunnerCore;
 using ExecCompletion = UniqueFunction<void(std::error_code, ExecResult)>;
-std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>& core,
-                                               Command cmd, ExecCompletion done);
+std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>& core, Command cmd,
+                                               ExecCompletion done);
 }  // namespace detail
 
 /// One connection (gRPC channel) to a sandbox agent, and the way to run commands there.
 ///
-///     sandbox::RemoteRunner runner(co_await asio::this_coro::executor, {.address = "unix:/run/agent.sock"});
-///     auto result = co_await runner.exec({"pytest", "-q"});
+///     sandbox::RemoteRunner runner(co_await asio::this_coro::executor, {.address =
+///     "unix:/run/agent.sock"}); auto result = co_await runner.exec({"pytest", "-q"});
 ///
 /// Thread-safe: `exec()`, `stream()` and `close()` may be called concurrently from any
 /// threads. Calls share the channel; each is one RPC (`SandboxExecService/Exec`).
@@ -78,9 +78,10 @@ class RemoteRunner {
     return asio::async_initiate<CompletionToken, exec_signature>(
         [this](auto handler, Command command) {
           auto slot = asio::get_associated_cancellation_slot(handler);
-          auto operation = detail::make_exec_operation(
-              core_, std::move(command),
-              detail::posted_completion<std::error_code, ExecResult>(std::move(handler), executor_));
+          auto operation =
+              detail::make_exec_operation(core_, std::move(command),
+                                          detail::posted_completion<std::error_code, ExecResult>(
+                                              std::move(handler), executor_));
           if (slot.is_connected()) slot.template emplace<detail::CancelOnTerminal>(operation);
           operation->start();
         },

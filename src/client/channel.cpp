@@ -50,7 +50,8 @@ class BearerTokenPlugin final : public grpc::MetadataCredentialsPlugin {
   std::string header_;
 };
 
-void apply(grpc::ChannelArguments& args, const std::string& key, const ChannelArgumentValue& value) {
+void apply(grpc::ChannelArguments& args, const std::string& key,
+           const ChannelArgumentValue& value) {
   if (const int* number = std::get_if<int>(&value)) {
     args.SetInt(key, *number);
   } else {
@@ -85,7 +86,8 @@ Connection connect(const RemoteRunnerConfig& config) {
          "token: refusing to send a bearer token over an insecure channel without TLS; "
          "configure tls, or set allow_insecure for a loopback or unix-socket agent");
   }
-  if (config.stream_read_ahead == 0) fail(errc::invalid_config, "stream_read_ahead: must be at least 1");
+  if (config.stream_read_ahead == 0)
+    fail(errc::invalid_config, "stream_read_ahead: must be at least 1");
 
   Connection connection;
   std::shared_ptr<grpc::ChannelCredentials> channel_credentials;
@@ -101,8 +103,8 @@ Connection connect(const RemoteRunnerConfig& config) {
     channel_credentials = grpc::SslCredentials(options);
     if (!config.token.empty()) {
       channel_credentials = grpc::CompositeChannelCredentials(
-          channel_credentials, grpc::MetadataCredentialsFromPlugin(
-                                   std::make_unique<BearerTokenPlugin>(config.token)));
+          channel_credentials,
+          grpc::MetadataCredentialsFromPlugin(std::make_unique<BearerTokenPlugin>(config.token)));
     }
   } else {
     channel_credentials = grpc::InsecureChannelCredentials();

@@ -10,54 +10,96 @@ namespace {
 
 std::string_view name_of(errc e) noexcept {
   switch (e) {
-    case errc::cancelled: return "cancelled";
-    case errc::unknown: return "unknown";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::deadline_exceeded: return "deadline_exceeded";
-    case errc::not_found: return "not_found";
-    case errc::already_exists: return "already_exists";
-    case errc::permission_denied: return "permission_denied";
-    case errc::resource_exhausted: return "resource_exhausted";
-    case errc::failed_precondition: return "failed_precondition";
-    case errc::aborted: return "aborted";
-    case errc::out_of_range: return "out_of_range";
-    case errc::unimplemented: return "unimplemented";
-    case errc::internal: return "internal";
-    case errc::unavailable: return "unavailable";
-    case errc::data_loss: return "data_loss";
-    case errc::unauthenticated: return "unauthenticated";
-    case errc::missing_exit_code: return "missing_exit_code";
-    case errc::protocol_error: return "protocol_error";
-    case errc::runner_closed: return "runner_closed";
-    case errc::invalid_config: return "invalid_config";
-    case errc::token_requires_tls: return "token_requires_tls";
+    case errc::cancelled:
+      return "cancelled";
+    case errc::unknown:
+      return "unknown";
+    case errc::invalid_argument:
+      return "invalid_argument";
+    case errc::deadline_exceeded:
+      return "deadline_exceeded";
+    case errc::not_found:
+      return "not_found";
+    case errc::already_exists:
+      return "already_exists";
+    case errc::permission_denied:
+      return "permission_denied";
+    case errc::resource_exhausted:
+      return "resource_exhausted";
+    case errc::failed_precondition:
+      return "failed_precondition";
+    case errc::aborted:
+      return "aborted";
+    case errc::out_of_range:
+      return "out_of_range";
+    case errc::unimplemented:
+      return "unimplemented";
+    case errc::internal:
+      return "internal";
+    case errc::unavailable:
+      return "unavailable";
+    case errc::data_loss:
+      return "data_loss";
+    case errc::unauthenticated:
+      return "unauthenticated";
+    case errc::missing_exit_code:
+      return "missing_exit_code";
+    case errc::protocol_error:
+      return "protocol_error";
+    case errc::runner_closed:
+      return "runner_closed";
+    case errc::invalid_config:
+      return "invalid_config";
+    case errc::token_requires_tls:
+      return "token_requires_tls";
   }
   return {};
 }
 
 std::string_view description_of(errc e) noexcept {
   switch (e) {
-    case errc::cancelled: return "the agent cancelled the call";
-    case errc::unknown: return "unknown error";
-    case errc::invalid_argument: return "invalid argument";
-    case errc::deadline_exceeded: return "deadline exceeded";
-    case errc::not_found: return "not found";
-    case errc::already_exists: return "already exists";
-    case errc::permission_denied: return "permission denied";
-    case errc::resource_exhausted: return "resource exhausted";
-    case errc::failed_precondition: return "failed precondition";
-    case errc::aborted: return "aborted";
-    case errc::out_of_range: return "out of range";
-    case errc::unimplemented: return "not implemented by the agent";
-    case errc::internal: return "internal error";
-    case errc::unavailable: return "agent unavailable";
-    case errc::data_loss: return "data loss";
-    case errc::unauthenticated: return "unauthenticated";
-    case errc::missing_exit_code: return "the stream ended without an exit_code";
-    case errc::protocol_error: return "the agent broke the stream protocol";
-    case errc::runner_closed: return "the runner was closed";
-    case errc::invalid_config: return "invalid runner configuration";
-    case errc::token_requires_tls: return "a token needs TLS (insecure channel refused)";
+    case errc::cancelled:
+      return "the agent cancelled the call";
+    case errc::unknown:
+      return "unknown error";
+    case errc::invalid_argument:
+      return "invalid argument";
+    case errc::deadline_exceeded:
+      return "deadline exceeded";
+    case errc::not_found:
+      return "not found";
+    case errc::already_exists:
+      return "already exists";
+    case errc::permission_denied:
+      return "permission denied";
+    case errc::resource_exhausted:
+      return "resource exhausted";
+    case errc::failed_precondition:
+      return "failed precondition";
+    case errc::aborted:
+      return "aborted";
+    case errc::out_of_range:
+      return "out of range";
+    case errc::unimplemented:
+      return "not implemented by the agent";
+    case errc::internal:
+      return "internal error";
+    case errc::unavailable:
+      return "agent unavailable";
+    case errc::data_loss:
+      return "data loss";
+    case errc::unauthenticated:
+      return "unauthenticated";
+    case errc::missing_exit_code:
+      return "the stream ended without an exit_code";
+    case errc::protocol_error:
+      return "the agent broke the stream protocol";
+    case errc::runner_closed:
+      return "the runner was closed";
+    case errc::invalid_config:
+      return "invalid runner configuration";
+    case errc::token_requires_tls:
+      return "a token needs TLS (insecure channel refused)";
   }
   return {};
 }
@@ -78,9 +120,7 @@ const std::error_category& error_category() noexcept {
   return category;
 }
 
-std::error_code make_error_code(errc e) noexcept {
-  return {static_cast<int>(e), error_category()};
-}
+std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), error_category()}; }
 
 std::string_view error_name(std::error_code ec) noexcept {
   if (!ec) return "ok";

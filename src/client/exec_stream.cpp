@@ -78,7 +78,8 @@ std::string StreamCore::error_message() const {
 StreamRpc::StreamRpc(RunnerCore* core, Command command, std::shared_ptr<StreamCore> stream)
     : CallBase(core, std::move(command)), stream_(std::move(stream)) {}
 
-void StreamRpc::start(RunnerCore* core, Command command, const std::shared_ptr<StreamCore>& stream) {
+void StreamRpc::start(RunnerCore* core, Command command,
+                      const std::shared_ptr<StreamCore>& stream) {
   auto rpc = std::make_shared<StreamRpc>(core, std::move(command), stream);
   std::error_code error;
   std::string message;

@@ -143,8 +143,8 @@ class ExecOperation final : public Operation,
 
 }  // namespace
 
-std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>& core,
-                                               Command cmd, ExecCompletion done) {
+std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>& core, Command cmd,
+                                               ExecCompletion done) {
   return std::make_shared<ExecOperation>(core.get(), std::move(cmd), std::move(done));
 }
 

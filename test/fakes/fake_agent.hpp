@@ -7,8 +7,8 @@
 #include <grpcpp/server.h>
 #include <grpcpp/server_context.h>
 
-#include <filesystem>
 #include <atomic>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>

@@ -39,8 +39,10 @@ T run_bounded(asio::io_context& io, asio::awaitable<T> task,
   io.restart();
   if (!done) {
     ADD_FAILURE() << "the coroutine did not finish within " << limit.count() << " ms";
-    if constexpr (!std::is_void_v<T>) return T{};
-    else return;
+    if constexpr (!std::is_void_v<T>)
+      return T{};
+    else
+      return;
   }
   if (failure) std::rethrow_exception(failure);
   if constexpr (!std::is_void_v<T>) return std::move(*value);

@@ -92,9 +92,8 @@ TEST_F(RunnerAgentTest, TerminalCancellationKillsTheRemoteProcessGroup) {
   asio::cancellation_signal signal;
   std::optional<std::error_code> outcome;
   runner_->exec({"sh", "-c", "echo $$ > pid; sleep 300 & sleep 300"},
-                asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec, ExecResult) {
-                  outcome = ec;
-                }));
+                asio::bind_cancellation_slot(
+                    signal.slot(), [&](std::error_code ec, ExecResult) { outcome = ec; }));
   pid_t pid = 0;
   ASSERT_TRUE(eventually(
       [&] {

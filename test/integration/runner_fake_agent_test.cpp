@@ -5,8 +5,8 @@
 
 #include <asio/bind_cancellation_slot.hpp>
 #include <asio/cancellation_signal.hpp>
-#include <asio/experimental/deferred.hpp>
 #include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/deferred.hpp>
 #include <asio/io_context.hpp>
 #include <asio/post.hpp>
 #include <asio/use_future.hpp>
@@ -110,13 +110,13 @@ TEST(RunnerFakeAgentTest, StreamWithoutExitCodeIsAnErrorKeepingPartialOutput) {
 
 TEST(RunnerFakeAgentTest, FirstExitCodeEndsTheCallEvenIfTheAgentKeepsTheStreamOpen) {
   std::atomic<int> cancels_seen{0};
-  FakeAgent agent([&](grpc::ServerContext& context, const v1::ExecRequest& request,
-                      ExecWriter& writer) {
-    writer.Write(started_message(request.exec_id()));
-    writer.Write(exit_message(5));
-    if (wait_for_client_cancel(context)) ++cancels_seen;  // keeps the stream open
-    return grpc::Status::OK;
-  });
+  FakeAgent agent(
+      [&](grpc::ServerContext& context, const v1::ExecRequest& request, ExecWriter& writer) {
+        writer.Write(started_message(request.exec_id()));
+        writer.Write(exit_message(5));
+        if (wait_for_client_cancel(context)) ++cancels_seen;  // keeps the stream open
+        return grpc::Status::OK;
+      });
   asio::io_context io;
   {
     RemoteRunner runner(io.get_executor(), runner_config(agent));
@@ -279,9 +279,8 @@ TEST(RunnerFakeAgentTest, TerminalCancellationAbortsTheCallAfterGrpcEndsIt) {
   asio::cancellation_signal signal;
   std::optional<std::error_code> outcome;
   runner.exec({"sleep", "300"},
-              asio::bind_cancellation_slot(signal.slot(), [&](std::error_code ec, ExecResult) {
-                outcome = ec;
-              }));
+              asio::bind_cancellation_slot(signal.slot(),
+                                           [&](std::error_code ec, ExecResult) { outcome = ec; }));
   // Cancel once the agent has the call, from the io thread.
   const auto limit = std::chrono::steady_clock::now() + 10s;
   while (agent.calls().empty() && std::chrono::steady_clock::now() < limit) io.run_one_for(10ms);

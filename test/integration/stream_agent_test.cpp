@@ -121,14 +121,17 @@ TEST(StreamMemoryTest, TwoHundredFiftySixMiBStreamWithClientPeakRssUnder64MiB) {
   constexpr std::uint64_t total = 256ull << 20;
   auto stream = runner.stream({"head", "-c", std::to_string(total), "/dev/zero"});
 
-  auto received = run_bounded(io, [&]() -> asio::awaitable<std::uint64_t> {
-    std::uint64_t bytes = 0;
-    while (auto chunk = co_await stream.next()) {
-      EXPECT_EQ(chunk->offset, bytes);
-      bytes += chunk->data.size();
-    }
-    co_return bytes;
-  }(), 120s);
+  auto received = run_bounded(
+      io,
+      [&]() -> asio::awaitable<std::uint64_t> {
+        std::uint64_t bytes = 0;
+        while (auto chunk = co_await stream.next()) {
+          EXPECT_EQ(chunk->offset, bytes);
+          bytes += chunk->data.size();
+        }
+        co_return bytes;
+      }(),
+      120s);
 
   EXPECT_EQ(received, total);
   EXPECT_EQ(stream.exit_status().exit_code, 0);

@@ -20,7 +20,8 @@ TEST(ErrorTest, GrpcCodesMapOneToOneOntoErrc) {
 }
 
 TEST(ErrorTest, EveryCodeHasANameAndAMessage) {
-  for (int value : {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 100, 101, 102, 103, 104}) {
+  for (int value :
+       {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 100, 101, 102, 103, 104}) {
     std::error_code ec = static_cast<errc>(value);
     EXPECT_EQ(ec.category().name(), std::string("sandbox"));
     EXPECT_NE(error_name(ec), "sandbox") << value;

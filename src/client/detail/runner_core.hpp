@@ -3,8 +3,8 @@
 // calls in flight (for close() and for the destructor's wait).
 
 #include <condition_variable>
-#include <mutex>
 #include <memory>
+#include <mutex>
 #include <unordered_map>
 
 #include "client/detail/channel.hpp"
@@ -48,7 +48,7 @@ class RunnerCore {
   std::condition_variable idle_;
   // Weak: the registry never extends a call's life. Guarded by mutex_.
   std::unordered_map<RunnerMembership*, std::weak_ptr<CallBase>> calls_;
-  bool closed_ = false;                  // guarded by mutex_
+  bool closed_ = false;  // guarded by mutex_
 };
 
 /// The first base of every call. Base subobjects are destroyed after the members of the
