@@ -20,7 +20,7 @@ TARGET = 0.8
 
 # row prefix -> (metric, unit, higher_is_better, extra metrics to show)
 METRICS = [
-    ("tiny_exec", ("real_time", "us/exec", False, ["p50_us", "p99_us", "cpu_us_per_exec"])),
+    ("tiny_exec", ("real_time", "us/exec", False, ["p50_us", "p99_us", "cpu_us_per_exec", "server_cpu_us_per_exec"])),
     ("concurrent", ("items_per_second", "execs/s", True, ["cpu_us_per_exec", "server_cpu_us_per_exec"])),
     ("bulk_", ("MB_per_s", "MB/s", True, ["cpu_us_per_MiB", "server_cpu_us_per_MiB"])),
 ]
