@@ -83,7 +83,8 @@ void CpuMeter::report(benchmark::State& state, double units, const char* unit) {
 }
 
 void report_bulk(benchmark::State& state, std::uint64_t bytes_per_iteration, double seconds) {
-  const auto bytes = static_cast<double>(state.iterations()) * static_cast<double>(bytes_per_iteration);
+  const auto bytes =
+      static_cast<double>(state.iterations()) * static_cast<double>(bytes_per_iteration);
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
   if (seconds > 0) state.counters["MB_per_s"] = bytes / seconds / 1e6;
 }

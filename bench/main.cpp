@@ -46,7 +46,8 @@ class ServerProcess {
       {
         bench::SynthServer server;
         const auto& address = server.address();
-        if (write(address_pipe[1], address.data(), address.size()) != static_cast<ssize_t>(address.size())) {
+        if (write(address_pipe[1], address.data(), address.size()) !=
+            static_cast<ssize_t>(address.size())) {
           _exit(1);
         }
         close(address_pipe[1]);
@@ -61,7 +62,8 @@ class ServerProcess {
     lifeline_ = lifeline[1];
     char buffer[128];
     ssize_t n = 0;
-    while ((n = read(address_pipe[0], buffer, sizeof buffer)) > 0) address_.append(buffer, static_cast<size_t>(n));
+    while ((n = read(address_pipe[0], buffer, sizeof buffer)) > 0)
+      address_.append(buffer, static_cast<size_t>(n));
     close(address_pipe[0]);
     if (address_.empty()) throw std::runtime_error("the server process did not start");
   }
@@ -83,9 +85,13 @@ class ServerProcess {
 };
 
 template <typename Body>
-benchmark::internal::Benchmark* row(const std::string& name, Body body, benchmark::IterationCount iterations,
+benchmark::internal::Benchmark* row(const std::string& name, Body body,
+                                    benchmark::IterationCount iterations,
                                     benchmark::TimeUnit unit) {
-  return benchmark::RegisterBenchmark(name.c_str(), body)->Iterations(iterations)->UseRealTime()->Unit(unit);
+  return benchmark::RegisterBenchmark(name.c_str(), body)
+      ->Iterations(iterations)
+      ->UseRealTime()
+      ->Unit(unit);
 }
 
 void register_rows() {
@@ -101,23 +107,33 @@ void register_rows() {
 #endif
 
   const std::string concurrent = "concurrent" + std::to_string(w.concurrency) + "_tiny/";
-  row(concurrent + "raw_callback", bench::concurrent_raw_callback, w.concurrent_iterations, kMillisecond);
+  row(concurrent + "raw_callback", bench::concurrent_raw_callback, w.concurrent_iterations,
+      kMillisecond);
 #ifdef SANDBOX_BENCH_WITH_SDK
   row(concurrent + "sdk_exec", bench::concurrent_sdk_exec, w.concurrent_iterations, kMillisecond);
-  row(concurrent + "sdk_stream", bench::concurrent_sdk_stream, w.concurrent_iterations, kMillisecond);
+  row(concurrent + "sdk_stream", bench::concurrent_sdk_stream, w.concurrent_iterations,
+      kMillisecond);
 #endif
 
   for (const std::uint64_t chunk : {std::uint64_t{4} << 10, std::uint64_t{64} << 10}) {
     const std::string prefix = "bulk_" + std::to_string(chunk >> 10) + "KiB_chunks/";
-    row(prefix + "raw_callback", [chunk](State& s) { bench::bulk_raw_callback(s, chunk, false); },
+    row(
+        prefix + "raw_callback", [chunk](State& s) { bench::bulk_raw_callback(s, chunk, false); },
         w.bulk_iterations, kMillisecond);
-    row(prefix + "raw_callback_collect", [chunk](State& s) { bench::bulk_raw_callback(s, chunk, true); },
-        w.bulk_iterations, kMillisecond);
-    row(prefix + "raw_sync", [chunk](State& s) { bench::bulk_raw_sync(s, chunk); }, w.bulk_iterations, kMillisecond);
-#ifdef SANDBOX_BENCH_WITH_SDK
-    row(prefix + "sdk_exec", [chunk](State& s) { bench::bulk_sdk_exec(s, chunk); }, w.bulk_iterations, kMillisecond);
-    row(prefix + "sdk_stream", [chunk](State& s) { bench::bulk_sdk_stream(s, chunk); }, w.bulk_iterations,
+    row(
+        prefix + "raw_callback_collect",
+        [chunk](State& s) { bench::bulk_raw_callback(s, chunk, true); }, w.bulk_iterations,
         kMillisecond);
+    row(
+        prefix + "raw_sync", [chunk](State& s) { bench::bulk_raw_sync(s, chunk); },
+        w.bulk_iterations, kMillisecond);
+#ifdef SANDBOX_BENCH_WITH_SDK
+    row(
+        prefix + "sdk_exec", [chunk](State& s) { bench::bulk_sdk_exec(s, chunk); },
+        w.bulk_iterations, kMillisecond);
+    row(
+        prefix + "sdk_stream", [chunk](State& s) { bench::bulk_sdk_stream(s, chunk); },
+        w.bulk_iterations, kMillisecond);
 #endif
   }
 }

@@ -56,8 +56,8 @@ class Latch {
 /// One Exec call: reads until the end, counting bytes; reports to `latch` from OnDone.
 class ReadReactor final : public grpc::ClientReadReactor<v1::ExecResponse> {
  public:
-  ReadReactor(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& request, CallResult& result,
-              Latch& latch, bool collect = false)
+  ReadReactor(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& request,
+              CallResult& result, Latch& latch, bool collect = false)
       : result_(result), latch_(latch), collect_(collect) {
     stub.async()->Exec(&context_, &request, this);
     StartRead(&response_);
@@ -125,8 +125,8 @@ CallResult call_sync(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& 
   return result;
 }
 
-CallResult call_callback(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& request, Latch& latch,
-                         bool collect = false) {
+CallResult call_callback(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& request,
+                         Latch& latch, bool collect = false) {
   CallResult result;
   latch.reset(1);
   new ReadReactor(stub, request, result, latch, collect);
@@ -136,7 +136,8 @@ CallResult call_callback(v1::SandboxExecService::Stub& stub, const v1::ExecReque
 
 void fail(benchmark::State& state, const CallResult& result) {
   state.SkipWithError(("call failed: " + result.status.error_message() +
-                       (result.exit_seen ? "" : " (no exit code)") + (result.offsets_ok ? "" : " (bad offset)"))
+                       (result.exit_seen ? "" : " (no exit code)") +
+                       (result.offsets_ok ? "" : " (bad offset)"))
                           .c_str());
 }
 
@@ -146,7 +147,8 @@ void tiny_raw_callback(benchmark::State& state) {
   auto stub = v1::SandboxExecService::NewStub(raw_channel());
   const auto request = make_request(workload().tiny_bytes, workload().tiny_bytes);
   Latch latch;
-  if (auto warm = call_callback(*stub, request, latch); !warm.ok(workload().tiny_bytes)) return fail(state, warm);
+  if (auto warm = call_callback(*stub, request, latch); !warm.ok(workload().tiny_bytes))
+    return fail(state, warm);
 
   LatencySamples latencies;
   latencies.reserve(static_cast<std::size_t>(state.max_iterations));
@@ -165,7 +167,8 @@ void tiny_raw_callback(benchmark::State& state) {
 void tiny_raw_sync(benchmark::State& state) {
   auto stub = v1::SandboxExecService::NewStub(raw_channel());
   const auto request = make_request(workload().tiny_bytes, workload().tiny_bytes);
-  if (auto warm = call_sync(*stub, request); !warm.ok(workload().tiny_bytes)) return fail(state, warm);
+  if (auto warm = call_sync(*stub, request); !warm.ok(workload().tiny_bytes))
+    return fail(state, warm);
 
   LatencySamples latencies;
   latencies.reserve(static_cast<std::size_t>(state.max_iterations));
@@ -186,7 +189,8 @@ void concurrent_raw_callback(benchmark::State& state) {
   const auto request = make_request(workload().tiny_bytes, workload().tiny_bytes);
   const int n = workload().concurrency;
   Latch latch;
-  if (auto warm = call_callback(*stub, request, latch); !warm.ok(workload().tiny_bytes)) return fail(state, warm);
+  if (auto warm = call_callback(*stub, request, latch); !warm.ok(workload().tiny_bytes))
+    return fail(state, warm);
 
   std::vector<CallResult> results(static_cast<std::size_t>(n));
   CpuMeter cpu;
@@ -211,7 +215,8 @@ void bulk_raw_callback(benchmark::State& state, std::uint64_t chunk_bytes, bool 
   auto stub = v1::SandboxExecService::NewStub(raw_channel());
   const auto total = workload().bulk_bytes;
   Latch latch;
-  if (auto warm = call_callback(*stub, make_request(16, 16), latch); !warm.ok(16)) return fail(state, warm);
+  if (auto warm = call_callback(*stub, make_request(16, 16), latch); !warm.ok(16))
+    return fail(state, warm);
 
   const auto request = make_request(total, chunk_bytes);
   CpuMeter cpu;
@@ -220,7 +225,8 @@ void bulk_raw_callback(benchmark::State& state, std::uint64_t chunk_bytes, bool 
   for (auto _ : state) {
     auto result = call_callback(*stub, request, latch, collect);
     if (!result.ok(total)) return fail(state, result);
-    if (collect && result.stdout_data.size() != total) return state.SkipWithError("collected too few bytes");
+    if (collect && result.stdout_data.size() != total)
+      return state.SkipWithError("collected too few bytes");
   }
   const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   cpu.report(state, static_cast<double>(state.iterations() * total) / (1 << 20), "MiB");

@@ -117,12 +117,14 @@ asio::awaitable<std::string> stream_once(sandbox::RemoteRunner& runner, const sa
       bytes += chunk->data.size();
     }
   }
-  if (stream.exit_status().exit_code != 0) co_return "exit code " + std::to_string(stream.exit_status().exit_code);
+  if (stream.exit_status().exit_code != 0)
+    co_return "exit code " + std::to_string(stream.exit_status().exit_code);
   if (bytes != expected_bytes) co_return "got " + std::to_string(bytes) + " stdout bytes";
   co_return std::string();
 }
 
-using CallFn = asio::awaitable<std::string> (*)(sandbox::RemoteRunner&, const sandbox::Command&, std::uint64_t);
+using CallFn = asio::awaitable<std::string> (*)(sandbox::RemoteRunner&, const sandbox::Command&,
+                                                std::uint64_t);
 
 void tiny(benchmark::State& state, CallFn call) {
   run_coroutine(state, [&state, call](sandbox::RemoteRunner& runner) -> asio::awaitable<void> {
@@ -165,11 +167,12 @@ void concurrent(benchmark::State& state, CallFn call) {
     remaining = count;
     done = false;
     for (int i = 0; i < count; ++i) {
-      asio::co_spawn(loop.io, call(runner, cmd, bytes), [&](std::exception_ptr e, std::string result) {
-        if (e) result = "exception";
-        if (!result.empty() && error.empty()) error = result;
-        done = --remaining == 0;
-      });
+      asio::co_spawn(loop.io, call(runner, cmd, bytes),
+                     [&](std::exception_ptr e, std::string result) {
+                       if (e) result = "exception";
+                       if (!result.empty() && error.empty()) error = result;
+                       done = --remaining == 0;
+                     });
     }
   };
 
@@ -189,26 +192,27 @@ void concurrent(benchmark::State& state, CallFn call) {
 }
 
 void bulk(benchmark::State& state, std::uint64_t chunk_bytes, CallFn call) {
-  run_coroutine(state, [&state, chunk_bytes, call](sandbox::RemoteRunner& runner) -> asio::awaitable<void> {
-    const auto total = workload().bulk_bytes;
-    if (auto error = co_await call(runner, synth_command(16, 16), 16); !error.empty()) {
-      state.SkipWithError(error.c_str());
-      co_return;
-    }
-    const auto cmd = synth_command(total, chunk_bytes);
-    CpuMeter cpu;
-    cpu.start();
-    const auto t0 = Clock::now();
-    for (auto _ : state) {
-      if (auto error = co_await call(runner, cmd, total); !error.empty()) {
-        state.SkipWithError(error.c_str());
-        co_return;
-      }
-    }
-    const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    cpu.report(state, static_cast<double>(state.iterations() * total) / (1 << 20), "MiB");
-    report_bulk(state, total, seconds);
-  });
+  run_coroutine(
+      state, [&state, chunk_bytes, call](sandbox::RemoteRunner& runner) -> asio::awaitable<void> {
+        const auto total = workload().bulk_bytes;
+        if (auto error = co_await call(runner, synth_command(16, 16), 16); !error.empty()) {
+          state.SkipWithError(error.c_str());
+          co_return;
+        }
+        const auto cmd = synth_command(total, chunk_bytes);
+        CpuMeter cpu;
+        cpu.start();
+        const auto t0 = Clock::now();
+        for (auto _ : state) {
+          if (auto error = co_await call(runner, cmd, total); !error.empty()) {
+            state.SkipWithError(error.c_str());
+            co_return;
+          }
+        }
+        const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+        cpu.report(state, static_cast<double>(state.iterations() * total) / (1 << 20), "MiB");
+        report_bulk(state, total, seconds);
+      });
 }
 
 }  // namespace
@@ -217,7 +221,11 @@ void tiny_sdk_exec(benchmark::State& state) { tiny(state, exec_once); }
 void tiny_sdk_stream(benchmark::State& state) { tiny(state, stream_once); }
 void concurrent_sdk_exec(benchmark::State& state) { concurrent(state, exec_once); }
 void concurrent_sdk_stream(benchmark::State& state) { concurrent(state, stream_once); }
-void bulk_sdk_exec(benchmark::State& state, std::uint64_t chunk_bytes) { bulk(state, chunk_bytes, exec_once); }
-void bulk_sdk_stream(benchmark::State& state, std::uint64_t chunk_bytes) { bulk(state, chunk_bytes, stream_once); }
+void bulk_sdk_exec(benchmark::State& state, std::uint64_t chunk_bytes) {
+  bulk(state, chunk_bytes, exec_once);
+}
+void bulk_sdk_stream(benchmark::State& state, std::uint64_t chunk_bytes) {
+  bulk(state, chunk_bytes, stream_once);
+}
 
 }  // namespace bench

@@ -100,7 +100,8 @@ SynthServer::SynthServer() : service_(std::make_unique<Service>()) {
   // explicitly so the benchmark does not depend on that default.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 1);
   server_ = builder.BuildAndStart();
-  if (!server_ || port == 0) throw std::runtime_error("synth server: could not listen on 127.0.0.1");
+  if (!server_ || port == 0)
+    throw std::runtime_error("synth server: could not listen on 127.0.0.1");
   address_ = "127.0.0.1:" + std::to_string(port);
 }
 
