@@ -74,7 +74,9 @@ class RemoteRunner {
   /// @par Object lifetimes
   ///   The runner must outlive the operation (its destructor waits for it).
   template <typename CompletionToken = asio::use_awaitable_t<>>
-  auto exec(Command cmd, CompletionToken&& token = asio::use_awaitable_t<>{}) {
+  // By value: the command is moved into the operation (and stored by deferred tokens).
+  auto exec(Command cmd,  // NOLINT(performance-unnecessary-value-param)
+            CompletionToken&& token = asio::use_awaitable_t<>{}) {
     return asio::async_initiate<CompletionToken, exec_signature>(
         [this](auto handler, Command command) {
           auto slot = asio::get_associated_cancellation_slot(handler);

@@ -36,8 +36,8 @@ std::string read_pem(const std::string& pem, const std::string& path, const char
 class BearerTokenPlugin final : public grpc::MetadataCredentialsPlugin {
  public:
   explicit BearerTokenPlugin(std::string token) : header_("Bearer " + std::move(token)) {}
-  bool IsBlocking() const override { return false; }
-  const char* GetType() const override { return "sandbox.bearer"; }
+  [[nodiscard]] bool IsBlocking() const override { return false; }
+  [[nodiscard]] const char* GetType() const override { return "sandbox.bearer"; }
   grpc::Status GetMetadata(grpc::string_ref /*service_url*/, grpc::string_ref /*method_name*/,
                            const grpc::AuthContext& /*channel_auth_context*/,
                            std::multimap<grpc::string, grpc::string>* metadata) override {

@@ -27,7 +27,6 @@ bool StreamCore::take_read_locked() noexcept {
 void StreamCore::next(NextCompletion done) {
   std::optional<OutputChunk> chunk;
   std::error_code error;
-  bool complete_now = true;
   std::shared_ptr<StreamRpc> reader;
   {
     std::lock_guard lock(mutex);
@@ -41,12 +40,12 @@ void StreamCore::next(NextCompletion done) {
     } else if (waiting) {
       error = asio::error::already_started;  // one next() at a time
     } else {
-      waiting = std::move(done);
-      complete_now = false;
+      waiting = std::move(done);  // a reaction completes it
+      return;
     }
   }
   if (reader) reader->read_more();
-  if (complete_now) done(error, std::move(chunk));
+  done(error, std::move(chunk));
 }
 
 void StreamCore::cancel() noexcept {
