@@ -19,7 +19,7 @@
 #include "agent/log.hpp"
 #include "agent/request_validation.hpp"
 #include "agent/session_registry.hpp"
-#include "agent/uuid.hpp"
+#include "common/uuid.hpp"
 #include "sandbox/v1/sandbox_exec.grpc.pb.h"
 
 namespace sandbox::agent {
@@ -74,7 +74,7 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
     if (status.ok()) status = validate_exec_request(*request, workspace, spec);
     if (!status.ok()) return refuse(*context, std::move(status));
 
-    std::string exec_id = request->exec_id().empty() ? make_uuid_v4() : request->exec_id();
+    std::string exec_id = request->exec_id().empty() ? random_uuid() : request->exec_id();
     auto* session =
         new ExecSession(*settings, registry, std::move(exec_id), std::move(spec), *request);
     if (status = registry.admit(*session); !status.ok()) {

@@ -1,10 +1,9 @@
 #include "client/detail/request.hpp"
 
-#include <array>
 #include <cstdint>
-#include <random>
 #include <string_view>
 
+#include "common/uuid.hpp"
 #include "sandbox/error.hpp"
 
 namespace sandbox::detail {
@@ -72,30 +71,6 @@ std::optional<std::chrono::milliseconds> rpc_timeout(const RemoteRunnerConfig& c
   if (cmd.timeout.count() > 0) return cmd.timeout + config.timeout_grace;
   if (config.default_deadline.count() > 0) return config.default_deadline;
   return std::nullopt;
-}
-
-std::string random_uuid() {
-  thread_local std::mt19937_64 generator{[] {
-    std::random_device device;
-    std::seed_seq seed{device(), device(), device(), device()};
-    return std::mt19937_64(seed);
-  }()};
-  std::array<std::uint8_t, 16> bytes{};
-  for (std::size_t i = 0; i < bytes.size(); i += 8) {
-    auto word = generator();
-    for (std::size_t j = 0; j < 8; ++j) bytes[i + j] = static_cast<std::uint8_t>(word >> (8 * j));
-  }
-  bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0f) | 0x40);  // version 4
-  bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
-  static constexpr char hex[] = "0123456789abcdef";
-  std::string uuid;
-  uuid.reserve(36);
-  for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) uuid.push_back('-');
-    uuid.push_back(hex[bytes[i] >> 4]);
-    uuid.push_back(hex[bytes[i] & 0x0f]);
-  }
-  return uuid;
 }
 
 }  // namespace sandbox::detail

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "client/detail/request.hpp"
+#include "common/uuid.hpp"
 #include "sandbox/error.hpp"
 
 namespace sandbox::detail {
@@ -106,7 +107,7 @@ TEST(ClientRequestTest, RandomUuidsAreVersion4AndDistinct) {
   const std::regex shape("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
   std::set<std::string> seen;
   for (int i = 0; i < 1000; ++i) {
-    auto id = random_uuid();
+    auto id = sandbox::random_uuid();
     ASSERT_TRUE(std::regex_match(id, shape)) << id;
     seen.insert(id);
   }

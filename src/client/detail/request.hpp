@@ -40,7 +40,4 @@ void build_request(const RemoteRunnerConfig& config, const Command& cmd, OutputU
 std::optional<std::chrono::milliseconds> rpc_timeout(const RemoteRunnerConfig& config,
                                                      const Command& cmd);
 
-/// A random (version 4) UUID in canonical 36-character form.
-std::string random_uuid();
-
 }  // namespace sandbox::detail
