@@ -71,6 +71,10 @@ npm_install() {
 buf_lint() {
   cd "$root/proto" # a subshell of step()
   "$root/node_modules/.bin/buf" lint
+  # The wire contract as first published (the commit that added it) may only be extended.
+  local first
+  first="$(git -C "$root" log --format=%H --diff-filter=A -- proto/sandbox/v1/sandbox_exec.proto | tail -n 1)"
+  "$root/node_modules/.bin/buf" breaking --against "$root/.git#ref=$first,subdir=proto"
 }
 
 # The consumer: install into a temporary prefix, build test/package against it with
@@ -111,7 +115,7 @@ package_test() {
 }
 
 step npm-ci npm_install || exit 1
-step buf-lint buf_lint || exit 1
+step buf-lint-breaking buf_lint || exit 1
 for preset in default asan; do
   step "configure-$preset" cmake --preset "$preset" || exit 1
   step "build-$preset" cmake --build --preset "$preset" -j "$jobs" || exit 1
