@@ -8,108 +8,50 @@
 namespace sandbox {
 namespace {
 
-std::string_view name_of(errc e) noexcept {
-  switch (e) {
-    case errc::cancelled:
-      return "cancelled";
-    case errc::unknown:
-      return "unknown";
-    case errc::invalid_argument:
-      return "invalid_argument";
-    case errc::deadline_exceeded:
-      return "deadline_exceeded";
-    case errc::not_found:
-      return "not_found";
-    case errc::already_exists:
-      return "already_exists";
-    case errc::permission_denied:
-      return "permission_denied";
-    case errc::resource_exhausted:
-      return "resource_exhausted";
-    case errc::failed_precondition:
-      return "failed_precondition";
-    case errc::aborted:
-      return "aborted";
-    case errc::out_of_range:
-      return "out_of_range";
-    case errc::unimplemented:
-      return "unimplemented";
-    case errc::internal:
-      return "internal";
-    case errc::unavailable:
-      return "unavailable";
-    case errc::data_loss:
-      return "data_loss";
-    case errc::unauthenticated:
-      return "unauthenticated";
-    case errc::missing_exit_code:
-      return "missing_exit_code";
-    case errc::protocol_error:
-      return "protocol_error";
-    case errc::runner_closed:
-      return "runner_closed";
-    case errc::invalid_config:
-      return "invalid_config";
-    case errc::token_requires_tls:
-      return "token_requires_tls";
-  }
-  return {};
-}
+struct Entry {
+  errc code;
+  std::string_view name;         // the enumerator, for logs and sandbox-run
+  std::string_view description;  // error_code::message()
+};
 
-std::string_view description_of(errc e) noexcept {
-  switch (e) {
-    case errc::cancelled:
-      return "the agent cancelled the call";
-    case errc::unknown:
-      return "unknown error";
-    case errc::invalid_argument:
-      return "invalid argument";
-    case errc::deadline_exceeded:
-      return "deadline exceeded";
-    case errc::not_found:
-      return "not found";
-    case errc::already_exists:
-      return "already exists";
-    case errc::permission_denied:
-      return "permission denied";
-    case errc::resource_exhausted:
-      return "resource exhausted";
-    case errc::failed_precondition:
-      return "failed precondition";
-    case errc::aborted:
-      return "aborted";
-    case errc::out_of_range:
-      return "out of range";
-    case errc::unimplemented:
-      return "not implemented by the agent";
-    case errc::internal:
-      return "internal error";
-    case errc::unavailable:
-      return "agent unavailable";
-    case errc::data_loss:
-      return "data loss";
-    case errc::unauthenticated:
-      return "unauthenticated";
-    case errc::missing_exit_code:
-      return "the stream ended without an exit_code";
-    case errc::protocol_error:
-      return "the agent broke the stream protocol";
-    case errc::runner_closed:
-      return "the runner was closed";
-    case errc::invalid_config:
-      return "invalid runner configuration";
-    case errc::token_requires_tls:
-      return "a token needs TLS (insecure channel refused)";
+constexpr Entry entries[] = {
+    {errc::cancelled, "cancelled", "the agent cancelled the call"},
+    {errc::unknown, "unknown", "unknown error"},
+    {errc::invalid_argument, "invalid_argument", "invalid argument"},
+    {errc::deadline_exceeded, "deadline_exceeded", "deadline exceeded"},
+    {errc::not_found, "not_found", "not found"},
+    {errc::already_exists, "already_exists", "already exists"},
+    {errc::permission_denied, "permission_denied", "permission denied"},
+    {errc::resource_exhausted, "resource_exhausted", "resource exhausted"},
+    {errc::failed_precondition, "failed_precondition", "failed precondition"},
+    {errc::aborted, "aborted", "aborted"},
+    {errc::out_of_range, "out_of_range", "out of range"},
+    {errc::unimplemented, "unimplemented", "not implemented by the agent"},
+    {errc::internal, "internal", "internal error"},
+    {errc::unavailable, "unavailable", "agent unavailable"},
+    {errc::data_loss, "data_loss", "data loss"},
+    {errc::unauthenticated, "unauthenticated", "unauthenticated"},
+    {errc::missing_exit_code, "missing_exit_code", "the stream ended without an exit_code"},
+    {errc::protocol_error, "protocol_error", "the agent broke the stream protocol"},
+    {errc::runner_closed, "runner_closed", "the runner was closed"},
+    {errc::invalid_config, "invalid_config", "invalid runner configuration"},
+    {errc::token_requires_tls, "token_requires_tls",
+     "a token needs TLS (insecure channel refused)"},
+};
+
+const Entry* find(int value) noexcept {
+  for (const auto& entry : entries) {
+    if (static_cast<int>(entry.code) == value) return &entry;
   }
-  return {};
+  return nullptr;
 }
 
 class Category final : public std::error_category {
  public:
   [[nodiscard]] const char* name() const noexcept override { return "sandbox"; }
   [[nodiscard]] std::string message(int value) const override {
-    auto text = description_of(static_cast<errc>(value));
-    return text.empty() ? "sandbox error " + std::to_string(value) : std::string(text);
+    const Entry* entry = find(value);
+    return entry ? std::string(entry->description) : "sandbox error " + std::to_string(value);
   }
 };
 
@@ -125,8 +67,7 @@ std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), 
 std::string_view error_name(std::error_code ec) noexcept {
   if (!ec) return "ok";
   if (ec.category() == error_category()) {
-    auto name = name_of(static_cast<errc>(ec.value()));
-    if (!name.empty()) return name;
+    if (const Entry* entry = find(ec.value())) return entry->name;
   }
   if (ec == asio::error::operation_aborted) return "cancelled";
   // Not a sandbox code: a stable "category:value" without allocating.
