@@ -141,14 +141,12 @@ void fail(benchmark::State& state, const CallResult& result) {
                           .c_str());
 }
 
-}  // namespace
-
-void tiny_raw_callback(benchmark::State& state) {
+// The tiny-exec row for one raw client: `call(stub, request)` runs one exec to the end.
+template <typename Call>
+void tiny_row(benchmark::State& state, Call call) {
   auto stub = v1::SandboxExecService::NewStub(raw_channel());
   const auto request = make_request(workload().tiny_bytes, workload().tiny_bytes);
-  Latch latch;
-  if (auto warm = call_callback(*stub, request, latch); !warm.ok(workload().tiny_bytes))
-    return fail(state, warm);
+  if (auto warm = call(*stub, request); !warm.ok(workload().tiny_bytes)) return fail(state, warm);
 
   LatencySamples latencies;
   latencies.reserve(static_cast<std::size_t>(state.max_iterations));
@@ -156,7 +154,7 @@ void tiny_raw_callback(benchmark::State& state) {
   cpu.start();
   for (auto _ : state) {
     const auto t0 = Clock::now();
-    auto result = call_callback(*stub, request, latch);
+    auto result = call(*stub, request);
     latencies.add(Clock::now() - t0);
     if (!result.ok(workload().tiny_bytes)) return fail(state, result);
   }
@@ -164,24 +162,17 @@ void tiny_raw_callback(benchmark::State& state) {
   latencies.report(state);
 }
 
-void tiny_raw_sync(benchmark::State& state) {
-  auto stub = v1::SandboxExecService::NewStub(raw_channel());
-  const auto request = make_request(workload().tiny_bytes, workload().tiny_bytes);
-  if (auto warm = call_sync(*stub, request); !warm.ok(workload().tiny_bytes))
-    return fail(state, warm);
+}  // namespace
 
-  LatencySamples latencies;
-  latencies.reserve(static_cast<std::size_t>(state.max_iterations));
-  CpuMeter cpu;
-  cpu.start();
-  for (auto _ : state) {
-    const auto t0 = Clock::now();
-    auto result = call_sync(*stub, request);
-    latencies.add(Clock::now() - t0);
-    if (!result.ok(workload().tiny_bytes)) return fail(state, result);
-  }
-  cpu.report(state, static_cast<double>(state.iterations()), "exec");
-  latencies.report(state);
+void tiny_raw_callback(benchmark::State& state) {
+  Latch latch;
+  tiny_row(state, [&latch](auto& stub, const auto& request) {
+    return call_callback(stub, request, latch);
+  });
+}
+
+void tiny_raw_sync(benchmark::State& state) {
+  tiny_row(state, [](auto& stub, const auto& request) { return call_sync(stub, request); });
 }
 
 void concurrent_raw_callback(benchmark::State& state) {
