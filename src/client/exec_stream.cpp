@@ -64,7 +64,7 @@ ExitStatus StreamCore::exit_status() const {
 
 ExecInfo StreamCore::info() const {
   std::lock_guard lock(mutex);
-  return info_;
+  return identity;
 }
 
 std::string StreamCore::error_message() const {
@@ -87,7 +87,7 @@ void StreamRpc::start(RunnerCore* core, Command command,
   }
   {
     std::lock_guard lock(stream->mutex);
-    stream->info_ = rpc->sequence_.info();
+    stream->identity = rpc->sequence_.info();
     stream->rpc = rpc;
     stream->holding = true;  // reads are also started by next(), outside reactions
     stream->reading = true;  // start_rpc issues the first read
@@ -120,7 +120,7 @@ void StreamRpc::OnReadDone(bool ok) {
     } else {
       switch (sequence_.accept(response_)) {
         case ResponseKind::started:
-          s.info_ = sequence_.info();
+          s.identity = sequence_.info();
           break;
         case ResponseKind::chunk: {
           OutputChunk next;
@@ -139,7 +139,7 @@ void StreamRpc::OnReadDone(bool ok) {
         case ResponseKind::exit:
           // The first exit_code ends the stream, even if the agent keeps it open.
           s.exit = sequence_.exit_status();
-          s.info_ = sequence_.info();
+          s.identity = sequence_.info();
           s.outcome = std::error_code{};
           s.ended = true;
           release = std::exchange(s.holding, false);

@@ -63,6 +63,21 @@ v1::ExecResponse read_one(grpc::ClientReader<v1::ExecResponse>& reader) {
   return response;
 }
 
+// Reads the `started` message of a streaming call and returns the command's pid (0 and a
+// test failure when the first message is something else).
+pid_t read_started_pid(grpc::ClientReader<v1::ExecResponse>& reader) {
+  const v1::ExecResponse started = read_one(reader);
+  EXPECT_EQ(started.event_case(), v1::ExecResponse::kStarted) << "first message is not started";
+  return static_cast<pid_t>(started.started().pid());
+}
+
+// Reads a streaming call to its end, discarding the messages.
+void drain(grpc::ClientReader<v1::ExecResponse>& reader) {
+  v1::ExecResponse rest;
+  while (reader.Read(&rest)) {
+  }
+}
+
 // The order every stream must have: one started, output, one exit_code last.
 void expect_well_formed(const ExecTranscript& t) {
   ASSERT_TRUE(t.status.ok()) << t.status.error_message();
@@ -168,9 +183,7 @@ TEST_F(AgentExecTest, LineBeforeSleepArrivesWhileTheProcessStillRuns) {
   EXPECT_TRUE(sandbox::test::process_alive(static_cast<pid_t>(started.started().pid())))
       << "the line arrived only after the process ended";
   context.TryCancel();
-  v1::ExecResponse rest;
-  while (reader->Read(&rest)) {
-  }
+  drain(*reader);
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
 }
 
@@ -281,13 +294,10 @@ TEST_F(AgentExecTest, ClientCancelKillsTheProcessGroup) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + 30s);
   auto reader = stub_->Exec(&context, exec_request({"sh", "-c", "sleep 300 & sleep 300"}));
-  const v1::ExecResponse started = read_one(*reader);
-  ASSERT_EQ(started.event_case(), v1::ExecResponse::kStarted);
-  const pid_t pid = static_cast<pid_t>(started.started().pid());
+  const pid_t pid = read_started_pid(*reader);
+  ASSERT_NE(pid, 0);
   context.TryCancel();
-  v1::ExecResponse rest;
-  while (reader->Read(&rest)) {
-  }
+  drain(*reader);
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_TRUE(sandbox::test::wait_until_group_gone(pid, kGroupGoneTimeout))
       << "process group " << pid << " still has live members after cancel";
@@ -299,12 +309,9 @@ TEST_F(AgentExecTest, ClientDeadlineKillsTheProcessGroup) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + 2s);
   auto reader = stub_->Exec(&context, exec_request({"sh", "-c", "sleep 300 & sleep 300"}));
-  const v1::ExecResponse started = read_one(*reader);
-  ASSERT_EQ(started.event_case(), v1::ExecResponse::kStarted);
-  const pid_t pid = static_cast<pid_t>(started.started().pid());
-  v1::ExecResponse rest;
-  while (reader->Read(&rest)) {
-  }
+  const pid_t pid = read_started_pid(*reader);
+  ASSERT_NE(pid, 0);
+  drain(*reader);
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   EXPECT_TRUE(sandbox::test::wait_until_group_gone(pid, kGroupGoneTimeout))
       << "process group " << pid << " still has live members after the deadline";
@@ -334,9 +341,8 @@ TEST_F(AgentExecTest, SlowClientBlocksTheCommandInsteadOfBufferingWithoutBound) 
   context.set_deadline(std::chrono::system_clock::now() + 60s);
   auto reader = stub_->Exec(
       &context, exec_request({"head", "-c", std::to_string(kOutputBytes), "/dev/zero"}));
-  const v1::ExecResponse started = read_one(*reader);
-  ASSERT_EQ(started.event_case(), v1::ExecResponse::kStarted);
-  const pid_t pid = static_cast<pid_t>(started.started().pid());
+  const pid_t pid = read_started_pid(*reader);
+  ASSERT_NE(pid, 0);
   // Unthrottled, head writes 64 MiB in well under a second; with nobody reading, it must
   // still be blocked on its full pipe after that long.
   EXPECT_FALSE(sandbox::test::wait_until_not_alive(pid, 1s))
@@ -405,9 +411,7 @@ TEST_F(AgentExecTest, RunningExecIdCannotRunTwice) {
   ExecTranscript second = run(request);
   EXPECT_EQ(second.status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   context.TryCancel();
-  v1::ExecResponse rest;
-  while (reader->Read(&rest)) {
-  }
+  drain(*reader);
   reader->Finish();
 }
 
@@ -415,15 +419,12 @@ TEST_F(AgentExecTest, ShutdownCancelsRunningExecsAndKillsTheirGroups) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + 30s);
   auto reader = stub_->Exec(&context, exec_request({"sh", "-c", "sleep 300 & sleep 300"}));
-  const v1::ExecResponse started = read_one(*reader);
-  ASSERT_EQ(started.event_case(), v1::ExecResponse::kStarted);
-  const pid_t pid = static_cast<pid_t>(started.started().pid());
+  const pid_t pid = read_started_pid(*reader);
+  ASSERT_NE(pid, 0);
   server_->shutdown();
   EXPECT_FALSE(sandbox::test::process_exists(pid)) << "shutdown returned before reaping " << pid;
   EXPECT_TRUE(sandbox::test::wait_until_group_gone(pid, kGroupGoneTimeout));
-  v1::ExecResponse rest;
-  while (reader->Read(&rest)) {
-  }
+  drain(*reader);
   EXPECT_FALSE(reader->Finish().ok());
   server_->shutdown();  // idempotent
 }

@@ -267,6 +267,11 @@ TEST(RunnerFakeAgentTest, SixteenConcurrentExecsRacingCloseEachCompleteOnce) {
   auto done = all_done.get_future();
   EXPECT_EQ(done.wait_for(30s), std::future_status::ready);
   EXPECT_EQ(completions.load(), 16);
+  // Every call that reached the agent was cancelled there, none left running.
+  EXPECT_TRUE(eventually([&] {
+    return cancels_seen.load() == static_cast<int>(agent.calls().size());
+  })) << cancels_seen.load()
+      << " of " << agent.calls().size() << " calls cancelled at the agent";
   work.reset();
   driver.join();
 }
@@ -282,13 +287,14 @@ TEST(RunnerFakeAgentTest, TerminalCancellationAbortsTheCallAfterGrpcEndsIt) {
               asio::bind_cancellation_slot(signal.slot(),
                                            [&](std::error_code ec, ExecResult) { outcome = ec; }));
   // Cancel once the agent has the call, from the io thread.
-  const auto limit = std::chrono::steady_clock::now() + 10s;
-  while (agent.calls().empty() && std::chrono::steady_clock::now() < limit) io.run_one_for(10ms);
-  ASSERT_FALSE(agent.calls().empty()) << "the agent never received the call";
+  ASSERT_TRUE(eventually([&] { return !agent.calls().empty(); }, 10s, &io))
+      << "the agent never received the call";
   asio::post(io, [&] { signal.emit(asio::cancellation_type::terminal); });
-  io.run_for(10s);
-  ASSERT_TRUE(outcome.has_value()) << "the cancelled exec never completed";
+  ASSERT_TRUE(eventually([&] { return outcome.has_value(); }, 10s, &io))
+      << "the cancelled exec never completed";
   EXPECT_EQ(*outcome, asio::error::operation_aborted);
+  EXPECT_TRUE(eventually([&] { return cancels_seen.load() == 1; }))
+      << "the agent never saw the cancellation";
 }
 
 TEST(RunnerFakeAgentTest, HandlerRunsOnItsExecutorNeverInsideTheInitiatingCall) {
@@ -339,6 +345,8 @@ TEST(RunnerFakeAgentTest, CallDeadlineOnASilentAgentReturnsOnTime) {
   EXPECT_EQ(ec, errc::deadline_exceeded);
   EXPECT_GE(elapsed, 300ms);
   EXPECT_LT(elapsed, 3s) << "the deadline was not enforced";
+  EXPECT_TRUE(eventually([&] { return cancels_seen.load() == 1; }))
+      << "the agent never saw the deadline";
 }
 
 }  // namespace

@@ -138,6 +138,7 @@ TEST(StreamMemoryTest, TwoHundredFiftySixMiBStreamWithClientPeakRssUnder64MiB) {
   EXPECT_EQ(stream.exit_status().stdout_total, total);
   const auto peak = status_bytes("VmHWM:") - baseline;
   RecordProperty("client_peak_rss_bytes", std::to_string(peak));
+  RecordProperty("client_baseline_rss_bytes", std::to_string(baseline));
   EXPECT_LT(peak, 64u << 20) << "peak RSS " << (peak >> 20) << " MiB"
                              << (kMeasureGrowth ? " above the baseline" : "");
 }

@@ -134,6 +134,8 @@ TEST(StreamFakeAgentTest, CloseEndsAStreamWithRunnerClosed) {
   runner.close();
   auto [ec, chunk] = run_bounded(io, stream.next(as_tuple(asio::use_awaitable)));
   EXPECT_EQ(ec, errc::runner_closed);
+  EXPECT_TRUE(eventually(io, [&] { return cancels_seen.load() == 1; }))
+      << "the agent never saw the close";
 }
 
 }  // namespace

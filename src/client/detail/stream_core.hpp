@@ -55,7 +55,7 @@ class StreamCore final : public Cancellable {
   std::optional<std::error_code> outcome;  // the exit (empty code) or the failure
   std::string message;
   ExitStatus exit;
-  ExecInfo info_;
+  ExecInfo identity;
   std::weak_ptr<StreamRpc> rpc;  // set before the RPC starts; expires after OnDone
 };
 
