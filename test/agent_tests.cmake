@@ -6,12 +6,13 @@ endif()
 sandbox_add_test(agent_unit_tests
   SOURCES unit/agent_auth_test.cpp
           unit/agent_command_line_test.cpp
+          unit/agent_output_log_test.cpp
           unit/agent_request_validation_test.cpp
   LIBS sandbox_agent_core sandbox_test_support
   LABELS agent unit)
 
 sandbox_add_test(agent_exec_tests
-  SOURCES integration/agent_exec_test.cpp
+  SOURCES integration/agent_exec_test.cpp integration/agent_reattach_test.cpp
   LIBS sandbox_agent_core sandbox_test_support
   LABELS agent integration)
 

@@ -15,10 +15,11 @@
 #include <vector>
 
 #include "agent/auth.hpp"
+#include "agent/exec_registry.hpp"
 #include "agent/exec_session.hpp"
+#include "agent/execution.hpp"
 #include "agent/log.hpp"
 #include "agent/request_validation.hpp"
-#include "agent/session_registry.hpp"
 #include "common/uuid.hpp"
 #include "sandbox/v1/sandbox_exec.grpc.pb.h"
 
@@ -65,7 +66,8 @@ std::string tcp_host(const std::string& listen) {
 }  // namespace
 
 struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
-  explicit Impl(AgentOptions opts) : options(std::move(opts)), work(io.get_executor()) {}
+  explicit Impl(AgentOptions opts)
+      : options(std::move(opts)), work(io.get_executor()), registry(options.resume_retention) {}
 
   grpc::ServerWriteReactor<v1::ExecResponse>* Exec(grpc::CallbackServerContext* context,
                                                    const v1::ExecRequest* request) override {
@@ -74,15 +76,56 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
     if (status.ok()) status = validate_exec_request(*request, workspace, spec);
     if (!status.ok()) return refuse(*context, std::move(status));
 
-    std::string exec_id = request->exec_id().empty() ? random_uuid() : request->exec_id();
-    auto* session =
-        new ExecSession(*settings, registry, std::move(exec_id), std::move(spec), *request);
-    if (status = registry.admit(*session); !status.ok()) {
-      delete session;  // never started, never returned to gRPC: a plain object still
-      return refuse(*context, std::move(status));
+    // Only an id the client chose can be reattached: nobody else knows an assigned one.
+    const bool reattachable = !request->exec_id().empty();
+    const std::string exec_id = reattachable ? request->exec_id() : random_uuid();
+    const std::string fingerprint = reattachable ? request_fingerprint(*request) : std::string();
+    const std::array<std::uint64_t, 2> offsets{request->resume().stdout_offset(),
+                                               request->resume().stderr_offset()};
+    ExecSession* reactor = nullptr;
+    status = registry.admit(
+        {exec_id, fingerprint, offsets[0] != 0 || offsets[1] != 0},
+        [&] {
+          return std::make_shared<Execution>(*settings, registry, exec_id, reattachable,
+                                             fingerprint, std::move(spec), *request);
+        },
+        [&](const std::shared_ptr<Execution>& execution, bool created) {
+          auto session = std::make_shared<ExecSession>(execution);
+          session->own();  // gRPC's reference, until OnDone
+          reactor = session.get();
+          if (created) {
+            execution->start(std::move(session));
+          } else {
+            execution->attach(std::move(session), offsets);
+          }
+        });
+    if (!status.ok()) return refuse(*context, std::move(status));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Cancel(grpc::CallbackServerContext* context,
+                                   const v1::CancelRequest* request,
+                                   v1::CancelResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    grpc::Status status = authorize(*context);
+    if (status.ok()) status = validate_cancel_request(*request);
+    if (!status.ok()) {
+      log("info", "cancel.refused",
+          {{"peer", context->peer()},
+           {"code", std::to_string(static_cast<int>(status.error_code()))},
+           {"reason", status.error_message()}});
+      reactor->Finish(std::move(status));
+      return reactor;
     }
-    session->start();
-    return session;
+    const int signal = request->signal() == v1::CANCEL_SIGNAL_KILL ? SIGKILL : SIGTERM;
+    const v1::CancelResponse::State state = registry.cancel(request->exec_id(), signal);
+    response->set_state(state);
+    log("info", "cancel",
+        {{"exec_id", request->exec_id()},
+         {"signal", std::to_string(signal)},
+         {"state", v1::CancelResponse::State_Name(state)}});
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
   }
 
   grpc::Status authorize(const grpc::CallbackServerContext& context) const {
@@ -132,8 +175,8 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work;
   std::vector<std::thread> io_threads;
-  std::optional<SessionSettings> settings;
-  SessionRegistry registry;
+  std::optional<ExecSettings> settings;
+  ExecRegistry registry;
   std::unique_ptr<grpc::Server> server;  // after the service (this) it calls into
 
   std::once_flag shutdown_once;
@@ -155,6 +198,12 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   }
   if (opts.max_chunk_bytes == 0) throw std::runtime_error("max_chunk_bytes: must be positive");
   if (opts.kill_grace.count() < 0) throw std::runtime_error("kill_grace: must not be negative");
+  if (opts.reattach_grace.count() < 0) {
+    throw std::runtime_error("reattach_grace: must not be negative");
+  }
+  if (opts.resume_retention.count() < 0) {
+    throw std::runtime_error("resume_retention: must not be negative");
+  }
   if (opts.listen.empty()) throw std::runtime_error("listen: must not be empty");
 
   std::error_code ec;
@@ -178,9 +227,10 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
     throw std::runtime_error("listen: unix: needs a socket path");
   }
 
-  impl.settings.emplace(SessionSettings{
+  impl.settings.emplace(ExecSettings{
       impl.io.get_executor(), opts.sandbox_id.empty() ? default_sandbox_id() : opts.sandbox_id,
-      opts.kill_grace, opts.max_chunk_bytes});
+      opts.kill_grace, opts.max_chunk_bytes, opts.reattach_grace, opts.resume_retention,
+      opts.resume_buffer_bytes});
   for (int i = 0; i < kIoThreads; ++i) {
     impl.io_threads.emplace_back([&impl] { impl.io.run(); });
   }
@@ -206,6 +256,8 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
        {"sandbox_id", impl.settings->sandbox_id},
        {"workspace", impl.workspace.string()},
        {"effective_profile", "none"},
+       {"reattach_grace_ms", std::to_string(opts.reattach_grace.count())},
+       {"resume_retention_ms", std::to_string(opts.resume_retention.count())},
        {"note", "no confinement: commands run with the agent's own user and privileges"}});
 }
 

@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -18,16 +19,25 @@ struct AgentOptions {
   std::string sandbox_id;                      // reported in Started; empty = "local-<hostname>"
   std::chrono::milliseconds kill_grace{2000};  // TERM -> KILL delay
   std::size_t max_chunk_bytes = 64 * 1024;     // coalescing limit per message
+  /// A running exec whose call was cancelled or lost (with a client-chosen exec_id) is
+  /// killed when no call has reattached within this; 0 kills at once.
+  std::chrono::milliseconds reattach_grace{30000};
+  /// An ended exec (with a client-chosen exec_id) is remembered for reattach this long after
+  /// its last call ended; also how long a Cancel of an unknown id bars that id.
+  std::chrono::milliseconds resume_retention{60000};
+  /// Output already sent that each exec keeps for resume (both streams together).
+  std::uint64_t resume_buffer_bytes = std::uint64_t{8} << 20;
 };
 
-/// A running agent: serves SandboxExecService::Exec on `options.listen`.
+/// A running agent: serves SandboxExecService (Exec, Cancel) on `options.listen`.
 ///
-/// Commands run unconfined (effective profile "none"), each in its own process group, with a
-/// clean environment, in the workspace. Process I/O runs on two internal Asio threads; gRPC
-/// runs its own. Ignores SIGPIPE for the whole process (writes to a closed pipe must fail
-/// with EPIPE, not kill the agent); children get default dispositions. Keeps the gRPC
-/// library initialised until the process exits (see agent_server.cpp: grpc 1.51's final
-/// shutdown can block for 10 s).
+/// An exec lives apart from its calls (see execution.hpp): a lost call leaves it running for
+/// `reattach_grace`, a retry with the same exec_id reattaches, Cancel kills it. Commands run
+/// unconfined (effective profile "none"), each in its own process group, with a clean environment,
+/// in the workspace. Process I/O runs on two internal Asio threads; gRPC runs its own. Ignores
+/// SIGPIPE for the whole process (writes to a closed pipe must fail with EPIPE, not kill the
+/// agent); children get default dispositions. Keeps the gRPC library initialised until the process
+/// exits (see agent_server.cpp: grpc 1.51's final shutdown can block for 10 s).
 ///
 /// Thread-safety: every member function may be called from any thread.
 class AgentServer {

@@ -4,6 +4,8 @@
 #include <optional>
 #include <sstream>
 
+#include "common/quantities.hpp"
+
 namespace sandbox::agent {
 namespace {
 
@@ -25,14 +27,26 @@ std::string read_token_file(const std::string& path) {
   return token;
 }
 
+// A duration flag where 0 is meaningful (it disables what the flag delays).
+std::chrono::milliseconds duration_flag(std::string_view flag, const std::string& text) {
+  if (text == "0") return std::chrono::milliseconds(0);
+  if (auto duration = parse_duration(text)) return *duration;
+  throw CommandLineError(std::string(flag) +
+                         ": expected a duration such as 500ms, 30s, 5m, 1h, whole seconds or 0, "
+                         "got '" +
+                         text + "'");
+}
+
 }  // namespace
 
 std::string usage() {
   return "usage: sandbox-agent --listen ADDR [--token-file FILE] [--allow-unauthenticated]\n"
-         "                     [--workspace DIR] [--sandbox-id ID]\n"
+         "                     [--workspace DIR] [--sandbox-id ID] [--reattach-grace DURATION]\n"
+         "                     [--resume-retention DURATION] [--resume-buffer BYTES]\n"
          "       sandbox-agent --help | --version\n"
          "\n"
-         "Serves sandbox.v1.SandboxExecService. Commands run unconfined (profile 'none').\n"
+         "Serves sandbox.v1.SandboxExecService (Exec, Cancel). Commands run unconfined\n"
+         "(profile 'none').\n"
          "\n"
          "  --listen ADDR              HOST:PORT (port 0 picks a free port) or unix:PATH\n"
          "  --token-file FILE          require 'authorization: Bearer <token>', the token read\n"
@@ -40,6 +54,13 @@ std::string usage() {
          "  --allow-unauthenticated    serve without a token (required when no --token-file)\n"
          "  --workspace DIR            working directory root (default: current directory)\n"
          "  --sandbox-id ID            id reported to clients (default: local-<hostname>)\n"
+         "  --reattach-grace DURATION  keep a command whose call was cancelled or lost running\n"
+         "                             this long for a reattach, then kill it (default 30s;\n"
+         "                             0 kills at once; Cancel always kills at once)\n"
+         "  --resume-retention DURATION\n"
+         "                             remember an ended exec this long for a reattach\n"
+         "                             (default 60s)\n"
+         "  --resume-buffer BYTES      output kept per exec for resuming, e.g. 8M (default 8M)\n"
          "  --help                     print this help\n"
          "  --version                  print the version\n"
          "\n"
@@ -87,6 +108,20 @@ CommandLine parse_command_line(std::span<const std::string_view> args) {
         throw CommandLineError("--workspace: must not be empty");
     } else if (flag == "--sandbox-id") {
       result.options.sandbox_id = value();
+    } else if (flag == "--reattach-grace") {
+      result.options.reattach_grace = duration_flag(flag, value());
+    } else if (flag == "--resume-retention") {
+      result.options.resume_retention = duration_flag(flag, value());
+    } else if (flag == "--resume-buffer") {
+      const std::string text = value();
+      auto bytes = parse_byte_count(text);
+      if (!bytes) {
+        throw CommandLineError(
+            "--resume-buffer: expected a positive byte count such as 65536, "
+            "64K, 8M or 1G, got '" +
+            text + "'");
+      }
+      result.options.resume_buffer_bytes = *bytes;
     } else {
       throw CommandLineError(std::string(flag) + ": unknown flag (see --help)");
     }

@@ -92,11 +92,6 @@ grpc::Status check_confinement(const v1::ExecRequest& request) {
       return unsupported("policy.writable_roots: cannot be enforced by this agent");
     }
   }
-  if (request.has_resume() &&
-      (request.resume().stdout_offset() != 0 || request.resume().stderr_offset() != 0)) {
-    // Running the command again would run it twice: refuse rather than re-execute.
-    return unsupported("resume: this agent keeps no output to resume from");
-  }
   return grpc::Status::OK;
 }
 
@@ -121,6 +116,16 @@ grpc::Status resolve_workdir(const std::string& workdir, const fs::path& workspa
 }
 
 }  // namespace
+
+grpc::Status validate_cancel_request(const v1::CancelRequest& request) {
+  if (request.exec_id().empty()) return invalid("exec_id: must not be empty");
+  if (grpc::Status status = check_exec_id(request.exec_id()); !status.ok()) return status;
+  if (!v1::CancelSignal_IsValid(request.signal())) {
+    return invalid("signal: unknown value " + std::to_string(request.signal()) +
+                   " (CANCEL_SIGNAL_TERM or CANCEL_SIGNAL_KILL)");
+  }
+  return grpc::Status::OK;
+}
 
 grpc::Status validate_exec_request(const v1::ExecRequest& request, const fs::path& workspace,
                                    LaunchSpec& spec) {

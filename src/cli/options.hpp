@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/quantities.hpp"
+
 namespace sandbox::cli {
 
 /// Everything the command line of `sandbox-run` asks for, validated.
@@ -68,15 +70,6 @@ struct ParsedArgs {
 /// Parses `sandbox-run`'s arguments (without the program name). `--help` and `--version`
 /// win over any other flag before `--`; nothing after `--` is ever read as a flag.
 ParsedArgs parse_args(std::span<const std::string_view> args);
-
-/// Parses a duration: `<n>ms`, `<n>s`, `<n>m`, `<n>h`, or a bare `<n>` meaning seconds (as
-/// coreutils' `timeout` reads it). `n` is a whole number; the result must be positive and
-/// fit in milliseconds. `std::nullopt` for anything else.
-std::optional<std::chrono::milliseconds> parse_duration(std::string_view text);
-
-/// Parses a byte count: a whole number, optionally followed by `K`, `M` or `G` (powers of
-/// 1024). Must be positive. `std::nullopt` for anything else or on overflow.
-std::optional<std::uint64_t> parse_byte_count(std::string_view text);
 
 /// The `--help` text.
 std::string_view usage_text() noexcept;

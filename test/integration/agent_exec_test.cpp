@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "agent/agent_server.hpp"
+#include "integration/agent_exec_fixture.hpp"
 #include "support/process_watch.hpp"
 #include "support/raw_exec.hpp"
 #include "support/temp_dir.hpp"
@@ -19,77 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
-using sandbox::test::exec_request;
-using sandbox::test::ExecTranscript;
 using ::testing::HasSubstr;
-
-constexpr auto kGroupGoneTimeout = 10s;
-
-class AgentExecTest : public ::testing::Test {
- protected:
-  AgentExecTest() {
-    workspace_ = fs::canonical(dir_.path()) / "ws";
-    fs::create_directory(workspace_);
-    options_.listen = "unix:" + (dir_.path() / "agent.sock").string();
-    options_.allow_unauthenticated = true;
-    options_.workspace = workspace_;
-    options_.sandbox_id = "test-box";
-    options_.kill_grace = 500ms;
-  }
-
-  void SetUp() override { start(); }
-
-  void start() {
-    server_.emplace(options_);
-    stub_ = sandbox::test::make_stub(server_->address());
-  }
-
-  ExecTranscript run(const v1::ExecRequest& request, std::chrono::milliseconds timeout = 30s) {
-    return sandbox::test::run_exec(*stub_, request, timeout);
-  }
-  ExecTranscript run(std::vector<std::string> command) { return run(exec_request(command)); }
-
-  sandbox::test::TempDir dir_;
-  fs::path workspace_;
-  AgentOptions options_;
-  std::optional<AgentServer> server_;
-  std::unique_ptr<v1::SandboxExecService::Stub> stub_;
-};
-
-// Reads one message of a streaming call, or fails the test.
-v1::ExecResponse read_one(grpc::ClientReader<v1::ExecResponse>& reader) {
-  v1::ExecResponse response;
-  EXPECT_TRUE(reader.Read(&response)) << "stream ended before the expected message";
-  return response;
-}
-
-// Reads the `started` message of a streaming call and returns the command's pid (0 and a
-// test failure when the first message is something else).
-pid_t read_started_pid(grpc::ClientReader<v1::ExecResponse>& reader) {
-  const v1::ExecResponse started = read_one(reader);
-  EXPECT_EQ(started.event_case(), v1::ExecResponse::kStarted) << "first message is not started";
-  return static_cast<pid_t>(started.started().pid());
-}
-
-// Reads a streaming call to its end, discarding the messages.
-void drain(grpc::ClientReader<v1::ExecResponse>& reader) {
-  v1::ExecResponse rest;
-  while (reader.Read(&rest)) {
-  }
-}
-
-// The order every stream must have: one started, output, one exit_code last.
-void expect_well_formed(const ExecTranscript& t) {
-  ASSERT_TRUE(t.status.ok()) << t.status.error_message();
-  ASSERT_GE(t.messages.size(), 2u);
-  EXPECT_EQ(t.messages.front().event_case(), v1::ExecResponse::kStarted);
-  ASSERT_NE(t.exit(), nullptr) << "last message is not exit_code";
-  for (std::size_t i = 1; i + 1 < t.messages.size(); ++i) {
-    EXPECT_TRUE(t.messages[i].event_case() == v1::ExecResponse::kStdout ||
-                t.messages[i].event_case() == v1::ExecResponse::kStderr)
-        << "message " << i << " is neither stdout nor stderr";
-  }
-}
 
 TEST_F(AgentExecTest, StartedFirstExitLastNothingAfter) {
   ExecTranscript t = run({"sh", "-c", "echo hello; echo oops >&2; exit 3"});
@@ -399,20 +330,6 @@ TEST_F(AgentExecTest, UnenforceableProfileFailsClosed) {
   ExecTranscript t = run(request);
   EXPECT_EQ(t.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_TRUE(t.messages.empty());
-}
-
-TEST_F(AgentExecTest, RunningExecIdCannotRunTwice) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + 30s);
-  v1::ExecRequest request = exec_request({"sleep", "300"});
-  request.set_exec_id("dup-1");
-  auto reader = stub_->Exec(&context, request);
-  ASSERT_EQ(read_one(*reader).event_case(), v1::ExecResponse::kStarted);
-  ExecTranscript second = run(request);
-  EXPECT_EQ(second.status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
-  context.TryCancel();
-  drain(*reader);
-  reader->Finish();
 }
 
 TEST_F(AgentExecTest, ShutdownCancelsRunningExecsAndKillsTheirGroups) {

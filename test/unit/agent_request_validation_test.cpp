@@ -160,10 +160,29 @@ TEST_F(AgentRequestValidationTest, ConfinementThisAgentCannotEnforceFailsClosed)
   EXPECT_THAT(validate().error_message(), HasSubstr("policy.network"));
 }
 
-TEST_F(AgentRequestValidationTest, ResumeIsRefusedRatherThanRunningTwice) {
+TEST_F(AgentRequestValidationTest, ResumeOffsetsAreNotTheValidatorsToRefuse) {
+  // Whether they can be served is decided against the exec's retained output.
   request_.mutable_resume()->set_stdout_offset(10);
-  EXPECT_EQ(validate().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_THAT(validate().error_message(), HasSubstr("resume:"));
+  EXPECT_TRUE(validate().ok()) << validate().error_message();
+}
+
+TEST(CancelRequestValidationTest, NeedsAWellFormedExecIdAndAKnownSignal) {
+  v1::CancelRequest request;
+  EXPECT_EQ(validate_cancel_request(request).error_message(), "exec_id: must not be empty");
+  request.set_exec_id("has space");
+  EXPECT_EQ(validate_cancel_request(request).error_message(),
+            "exec_id: must be printable ASCII without spaces");
+  request.set_exec_id(std::string(37, 'a'));
+  EXPECT_EQ(validate_cancel_request(request).error_message(),
+            "exec_id: must be at most 36 characters");
+  request.set_exec_id("ok-1");
+  EXPECT_TRUE(validate_cancel_request(request).ok());
+  request.set_signal(v1::CANCEL_SIGNAL_KILL);
+  EXPECT_TRUE(validate_cancel_request(request).ok());
+  request.set_signal(static_cast<v1::CancelSignal>(7));
+  EXPECT_EQ(validate_cancel_request(request).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(validate_cancel_request(request).error_message(),
+              HasSubstr("signal: unknown value 7"));
 }
 
 }  // namespace
