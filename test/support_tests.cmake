@@ -1,0 +1,1 @@
+sandbox_add_test(fault_proxy_tests SOURCES integration/fault_proxy_test.cpp LIBS sandbox_test_support sandbox_asio LABELS unit)
