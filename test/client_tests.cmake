@@ -6,11 +6,13 @@ target_include_directories(sandbox_fakes PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 
 sandbox_add_test(client_unit_tests
   SOURCES unit/client_request_test.cpp unit/response_sequence_test.cpp unit/error_test.cpp
+          unit/cancel_policy_test.cpp
   LIBS sandbox_client sandbox_proto sandbox_fakes
   LABELS unit)
 
 sandbox_add_test(client_fake_agent_tests
   SOURCES integration/runner_fake_agent_test.cpp integration/stream_fake_agent_test.cpp
+          integration/cancel_fake_agent_test.cpp
   LIBS sandbox_client sandbox_fakes
   LABELS client)
 

@@ -33,8 +33,9 @@ void async_next(const std::shared_ptr<StreamCore>& core, NextCompletion done);
 /// stops reading slows the agent through HTTP/2 flow control, and memory stays bounded
 /// whatever the output size.
 ///
-/// Move-only. Destroying a stream that has not finished cancels the RPC. One `next()` may be
-/// outstanding at a time. Not thread-safe: use one stream from one executor (or strand).
+/// Move-only. Destroying a stream that has not finished cancels it (see `cancel()`). One
+/// `next()` may be outstanding at a time. Not thread-safe: use one stream from one executor
+/// (or strand).
 class ExecStream {
  public:
   /// Completion signature of `next()`.
@@ -44,7 +45,7 @@ class ExecStream {
   ExecStream& operator=(ExecStream&&) noexcept;
   ExecStream(const ExecStream&) = delete;
   ExecStream& operator=(const ExecStream&) = delete;
-  /// Cancels the RPC if the stream has not finished; never blocks.
+  /// Cancels the stream (as `cancel()` does) if it has not finished; never blocks.
   ~ExecStream();
 
   /// Waits for the next chunk.
@@ -59,8 +60,8 @@ class ExecStream {
   ///   After an error or the end, further calls complete with the same outcome.
   ///   `error_message()` has the details.
   /// @par Per-operation cancellation
-  ///   `terminal`: cancels the whole RPC; the operation completes with
-  ///   `asio::error::operation_aborted` once gRPC confirms the call ended.
+  ///   `terminal`: cancels the whole stream (as `cancel()` does); the operation completes
+  ///   with `asio::error::operation_aborted` once gRPC confirms the call ended.
   /// @par Executor
   ///   The handler runs as if posted to its associated executor (default: the runner's),
   ///   never inside this call and never on a gRPC thread.
@@ -91,8 +92,11 @@ class ExecStream {
   [[nodiscard]] ExecInfo info() const;
   /// The error's details (the agent's status message, or the rule a response broke).
   [[nodiscard]] std::string error_message() const;
-  /// Cancels the RPC (as destroying the stream does); a pending or later `next()` completes
-  /// with `asio::error::operation_aborted`. Thread-safe, idempotent.
+  /// Cancels the RPC and asks the agent to kill the command (`Cancel`, best effort and
+  /// bounded by `RemoteRunnerConfig::cancel_timeout`; against an agent of the older
+  /// generation only the RPC is cancelled). A pending or later `next()` completes with
+  /// `asio::error::operation_aborted` once gRPC confirmed the call ended, without waiting
+  /// for the agent's answer. Thread-safe, idempotent.
   void cancel() noexcept;
 
   /// The executor handlers run on when they have no associated executor.

@@ -30,6 +30,16 @@ std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>
 ///
 /// Thread-safe: `exec()`, `stream()` and `close()` may be called concurrently from any
 /// threads. Calls share the channel; each is one RPC (`SandboxExecService/Exec`).
+///
+/// When the caller abandons a call (its cancellation, `close()`, destroying an unfinished
+/// stream, the call's deadline; also a response that broke the protocol, after which the
+/// SDK gives the call up) the runner cancels the RPC and also sends
+/// `SandboxExecService/Cancel` for its exec id, so the agent kills the command at once
+/// instead of keeping it for a reattach. A lost connection sends no `Cancel`: the command
+/// keeps running so that a retry can reattach. `Cancel` is best effort (bounded by
+/// `RemoteRunnerConfig::cancel_timeout`, failures ignored) and no completion waits for it.
+/// Against an agent of the older generation, which answers it UNIMPLEMENTED, the runner
+/// stops sending it after that first answer and only cancels the RPC.
 class RemoteRunner {
  public:
   /// The executor completion handlers run on when they have no associated executor.
@@ -39,15 +49,18 @@ class RemoteRunner {
 
   /// Validates `config` and creates the channel (connecting lazily, on the first call).
   ///
-  /// @throws std::system_error `errc::invalid_config` for an empty address or unreadable
-  ///   TLS files; `errc::token_requires_tls` for a token without TLS unless
-  ///   `allow_insecure` (the message says "insecure").
+  /// @throws std::system_error `errc::invalid_config` for an empty address, unreadable
+  ///   TLS files, a zero `stream_read_ahead` or a negative `cancel_timeout`;
+  ///   `errc::token_requires_tls` for a token without TLS unless `allow_insecure` (the
+  ///   message says "insecure").
   RemoteRunner(executor_type executor, RemoteRunnerConfig config);
   RemoteRunner(const RemoteRunner&) = delete;
   RemoteRunner& operator=(const RemoteRunner&) = delete;
   /// Closes the runner and waits until gRPC has finished every call it started (their
-  /// handlers are posted, not run, by then). Must not be called from a completion handler
-  /// of this runner's own calls running on a gRPC thread (none ever are).
+  /// handlers are posted, not run, by then), including the `Cancel` RPCs in flight: it may
+  /// block up to `RemoteRunnerConfig::cancel_timeout` for an agent that does not answer
+  /// them. Must not be called from a completion handler of this runner's own calls running
+  /// on a gRPC thread (none ever are).
   ~RemoteRunner();
 
   /// Runs `cmd` in the sandbox and collects its whole output.
@@ -66,8 +79,11 @@ class RemoteRunner {
   ///   agent's message in `ExecResult::error_message` (use `as_tuple` to see them with
   ///   coroutines; `use_awaitable` throws `std::system_error`).
   /// @par Per-operation cancellation
-  ///   `terminal`: cancels the RPC (the agent kills the command's process group); completes
-  ///   with `asio::error::operation_aborted` after gRPC confirmed the call ended.
+  ///   `terminal`: cancels the RPC and asks the agent to kill the command (`Cancel`; against
+  ///   an agent of the older generation only the RPC is cancelled); completes with
+  ///   `asio::error::operation_aborted` after gRPC confirmed the call ended, without
+  ///   waiting for the agent's answer to `Cancel`. The same happens, with
+  ///   `errc::deadline_exceeded`, when the call's deadline passes.
   /// @par Executor
   ///   The handler runs as if posted to its associated executor (default: the runner's),
   ///   never inside this call and never on a gRPC thread.
@@ -96,8 +112,9 @@ class RemoteRunner {
   /// the stream's first or later `next()`. The RPC starts at once.
   ExecStream stream(Command cmd);
 
-  /// Cancels every call in flight (they complete with `errc::runner_closed`) and makes
-  /// later calls fail with it. Idempotent; thread-safe; does not wait.
+  /// Cancels every call in flight (they complete with `errc::runner_closed`; the agent is
+  /// asked to kill their commands, as for a caller's cancellation) and makes later calls
+  /// fail with it. Idempotent; thread-safe; does not wait.
   void close() noexcept;
 
   /// True after `close()`.

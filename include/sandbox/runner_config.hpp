@@ -61,6 +61,14 @@ struct RemoteRunnerConfig {
   /// Added to a command's timeout to make the RPC deadline, so the agent's timeout result
   /// (exit 124, output kept) arrives before the client gives up.
   std::chrono::milliseconds timeout_grace{5000};
+  /// Bound on the `Cancel` RPC sent when the caller abandons a call (its cancellation,
+  /// `close()`, destroying an unfinished stream, the call's deadline). The agent keeps the
+  /// command of a merely cancelled or lost Exec call running for a reattach grace; `Cancel`
+  /// asks it to kill the command now. Best effort: the caller's completion never waits for
+  /// it, `~RemoteRunner` does (up to this long). Zero: never send `Cancel` (only the RPC is
+  /// cancelled, and the agent keeps the command until its reattach grace ends). Must not be
+  /// negative.
+  std::chrono::milliseconds cancel_timeout{2000};
   /// Per-stream cap on what `exec()` collects (and asks the agent to send). `stream()`
   /// asks for no cap unless `Command::max_output_bytes` is set: its consumer bounds memory.
   std::uint64_t max_output_bytes = std::uint64_t{16} << 20;

@@ -88,6 +88,8 @@ Connection connect(const RemoteRunnerConfig& config) {
   }
   if (config.stream_read_ahead == 0)
     fail(errc::invalid_config, "stream_read_ahead: must be at least 1");
+  if (config.cancel_timeout.count() < 0)
+    fail(errc::invalid_config, "cancel_timeout: must not be negative");
 
   Connection connection;
   std::shared_ptr<grpc::ChannelCredentials> channel_credentials;

@@ -30,15 +30,12 @@ bool CallBase::prepare(OutputUse use, std::error_code& error, std::string& messa
 }
 
 bool CallBase::start_rpc(const std::shared_ptr<CallBase>& self, int holds) {
-  const auto& config = core_->config();
   // gRPC takes deadlines only as system_clock time points.
-  if (auto timeout = rpc_timeout(config, command_)) {
-    context_.set_deadline(std::chrono::system_clock::now() + *timeout);
+  std::optional<std::chrono::system_clock::time_point> deadline;
+  if (auto timeout = rpc_timeout(core_->config(), command_)) {
+    deadline = std::chrono::system_clock::now() + *timeout;
   }
-  if (!config.sandbox_id.empty()) context_.AddMetadata("sandbox-id", config.sandbox_id);
-  if (const auto& credentials = core_->connection().per_call_credentials) {
-    context_.set_credentials(credentials);
-  }
+  core_->prepare_context(context_, deadline);
   // Registered last: from here on close() may cancel the context concurrently.
   if (!join(self)) return false;
   core_->stub().async()->Exec(&context_, &request_, this);
@@ -47,6 +44,13 @@ bool CallBase::start_rpc(const std::shared_ptr<CallBase>& self, int holds) {
   StartCall();
   return true;
 }
+
+bool CallBase::abandoned(const grpc::Status& status) const {
+  // OnDone runs after every other reaction, so the sequence is no longer written to.
+  return should_send_cancel(cancel_reason(), status.error_code(), sequence_.exited());
+}
+
+void CallBase::send_cancel() { core_->send_cancel(request_.exec_id()); }
 
 std::error_code CallBase::error_for(const grpc::Status& status, std::string& message) const {
   switch (cancel_reason()) {

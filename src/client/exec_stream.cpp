@@ -163,6 +163,7 @@ void StreamRpc::OnReadDone(bool ok) {
 }
 
 void StreamRpc::OnDone(const grpc::Status& status) {
+  const bool abandoned_exec = abandoned(status);
   StreamCore& s = *stream_;
   NextCompletion deliver;
   std::error_code error;
@@ -178,6 +179,7 @@ void StreamRpc::OnDone(const grpc::Status& status) {
     }
   }
   if (deliver) deliver(error, std::nullopt);
+  if (abandoned_exec) send_cancel();
   self_.reset();  // may destroy this (and leave the runner): nothing may follow
 }
 

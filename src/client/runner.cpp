@@ -26,7 +26,7 @@ void RunnerCore::remove(RunnerMembership* member) {
   std::lock_guard lock(mutex_);
   calls_.erase(member);
   // Notified under the lock: the waiter may destroy the core as soon as it wakes.
-  if (calls_.empty()) idle_.notify_all();
+  if (idle_locked()) idle_.notify_all();
 }
 
 void RunnerCore::close() noexcept {
@@ -50,7 +50,98 @@ bool RunnerCore::closed() const noexcept {
 
 void RunnerCore::wait_until_idle() {
   std::unique_lock lock(mutex_);
-  idle_.wait(lock, [this] { return calls_.empty(); });
+  idle_.wait(lock, [this] { return idle_locked(); });
+}
+
+void RunnerCore::prepare_context(
+    grpc::ClientContext& context,
+    std::optional<std::chrono::system_clock::time_point> deadline) const {
+  if (deadline) context.set_deadline(*deadline);
+  if (!config_.sandbox_id.empty()) context.AddMetadata("sandbox-id", config_.sandbox_id);
+  if (connection_.per_call_credentials) context.set_credentials(connection_.per_call_credentials);
+}
+
+namespace {
+
+/// What one Cancel RPC lends gRPC until its callback ran.
+struct CancelCall {
+  grpc::ClientContext context;
+  v1::CancelRequest request;
+  v1::CancelResponse response;
+};
+
+}  // namespace
+
+void RunnerCore::send_cancel(const std::string& exec_id) {
+  if (config_.cancel_timeout.count() == 0) return;
+  const auto deadline = std::chrono::system_clock::now() + config_.cancel_timeout;
+  bool probe = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (cancel_support_ == CancelSupport::unsupported) return;
+    // Counted before the calling Exec call leaves calls_, so the runner never looks idle.
+    ++cancels_;
+    if (cancel_support_ == CancelSupport::unknown) {
+      if (probing_) {
+        deferred_cancels_.push_back({exec_id, deadline});
+        return;
+      }
+      probing_ = probe = true;
+    }
+  }
+  start_cancel(exec_id, deadline, probe);
+}
+
+void RunnerCore::start_cancel(std::string exec_id, std::chrono::system_clock::time_point deadline,
+                              bool probe) {
+  auto* call = new CancelCall;
+  prepare_context(call->context, deadline);
+  call->request.set_exec_id(std::move(exec_id));
+  call->request.set_signal(v1::CANCEL_SIGNAL_TERM);
+  // The callback may run inline (gRPC completes a call that cannot start at once), so
+  // nothing here touches `call` after this line. A plain pointer: std::function must be
+  // copyable, and the callback runs exactly once.
+  stub_->async()->Cancel(&call->context, &call->request, &call->response,
+                         [this, call, probe](grpc::Status status) {
+                           // The context goes first: it must not outlive the channel, and
+                           // the runner may be destroyed as soon as the count drops.
+                           delete call;
+                           cancel_answered(status.error_code(), probe);
+                         });
+}
+
+void RunnerCore::cancel_answered(grpc::StatusCode code, bool probe) {
+  std::vector<DeferredCancel> release;
+  {
+    std::lock_guard lock(mutex_);
+    if (code == grpc::StatusCode::UNIMPLEMENTED) {
+      // An agent of the older generation: cancelling the Exec RPC is all it understands.
+      cancel_support_ = CancelSupport::unsupported;
+    } else if (code == grpc::StatusCode::OK && cancel_support_ == CancelSupport::unknown) {
+      cancel_support_ = CancelSupport::supported;
+    }
+    // Any other failure says nothing about support, and is otherwise ignored (best effort).
+    if (probe) {
+      probing_ = false;
+      if (cancel_support_ == CancelSupport::unsupported) {
+        cancels_ -= deferred_cancels_.size();
+        deferred_cancels_.clear();
+      } else {
+        // Also when still unknown after a transport failure: one probe after another could
+        // keep the last Cancel waiting far past its own deadline.
+        release.swap(deferred_cancels_);
+      }
+    }
+  }
+  // This Cancel stays counted until the ones it released were started: the core (and its
+  // channel) must outlive these calls.
+  for (auto& deferred : release) {
+    start_cancel(std::move(deferred.exec_id), deferred.deadline, false);
+  }
+  std::lock_guard lock(mutex_);
+  --cancels_;
+  // Notified under the lock: the waiter may destroy the core as soon as it wakes.
+  if (idle_locked()) idle_.notify_all();
 }
 
 namespace {
@@ -86,9 +177,11 @@ class ExecOperation final : public Operation,
         break;
       case ResponseKind::chunk:
         if (response_.has_stdout()) {
-          stdout_.add(std::move(*response_.mutable_stdout()), cap_, result_.status.stdout_truncated);
+          stdout_.add(std::move(*response_.mutable_stdout()), cap_,
+                      result_.status.stdout_truncated);
         } else {
-          stderr_.add(std::move(*response_.mutable_stderr()), cap_, result_.status.stderr_truncated);
+          stderr_.add(std::move(*response_.mutable_stderr()), cap_,
+                      result_.status.stderr_truncated);
         }
         break;
       case ResponseKind::exit: {
@@ -110,11 +203,13 @@ class ExecOperation final : public Operation,
   }
 
   void OnDone(const grpc::Status& status) override {
+    const bool abandoned_exec = abandoned(status);
     if (!completed_) {
       std::string message;
       auto error = error_for(status, message);
       complete(error, std::move(message));
     }
+    if (abandoned_exec) send_cancel();
     self_.reset();  // may destroy this (and leave the runner): nothing may follow
   }
 

@@ -10,23 +10,42 @@
 
 namespace sandbox::test {
 
+namespace {
+
+std::multimap<std::string, std::string> metadata_of(const grpc::ServerContext& context) {
+  std::multimap<std::string, std::string> metadata;
+  for (const auto& [key, value] : context.client_metadata()) {
+    metadata.emplace(std::string(key.data(), key.size()), std::string(value.data(), value.size()));
+  }
+  return metadata;
+}
+
+}  // namespace
+
 class FakeAgent::Service final : public v1::SandboxExecService::Service {
  public:
-  explicit Service(ExecScript script) : script_(std::move(script)) {}
+  Service(ExecScript script, CancelScript cancel_script)
+      : script_(std::move(script)), cancel_script_(std::move(cancel_script)) {}
 
   grpc::Status Exec(grpc::ServerContext* context, const v1::ExecRequest* request,
                     ExecWriter* writer) override {
-    RecordedCall call;
-    call.request = *request;
-    for (const auto& [key, value] : context->client_metadata()) {
-      call.metadata.emplace(std::string(key.data(), key.size()),
-                            std::string(value.data(), value.size()));
-    }
     {
       std::lock_guard lock(mutex_);
-      calls_.push_back(std::move(call));
+      calls_.push_back({*request, metadata_of(*context)});
     }
     return script_(*context, *request, *writer);
+  }
+
+  grpc::Status Cancel(grpc::ServerContext* context, const v1::CancelRequest* request,
+                      v1::CancelResponse* response) override {
+    {
+      std::lock_guard lock(mutex_);
+      cancels_.push_back({*request, metadata_of(*context)});
+    }
+    cancel_arrived_.notify_all();
+    // The same status a server without the method sends, so the client cannot tell.
+    if (!cancel_script_) return {grpc::StatusCode::UNIMPLEMENTED, ""};
+    return cancel_script_(*request, *response);
   }
 
   std::vector<RecordedCall> calls() const {
@@ -34,13 +53,27 @@ class FakeAgent::Service final : public v1::SandboxExecService::Service {
     return calls_;
   }
 
+  std::vector<RecordedCancel> cancels() const {
+    std::lock_guard lock(mutex_);
+    return cancels_;
+  }
+
+  bool wait_for_cancels(std::size_t n, std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(mutex_);
+    return cancel_arrived_.wait_for(lock, timeout, [&] { return cancels_.size() >= n; });
+  }
+
  private:
   ExecScript script_;
+  CancelScript cancel_script_;
   mutable std::mutex mutex_;
-  std::vector<RecordedCall> calls_;
+  mutable std::condition_variable cancel_arrived_;
+  std::vector<RecordedCall> calls_;      // guarded by mutex_
+  std::vector<RecordedCancel> cancels_;  // guarded by mutex_
 };
 
-FakeAgent::FakeAgent(ExecScript script) : service_(std::make_unique<Service>(std::move(script))) {
+FakeAgent::FakeAgent(ExecScript script, CancelScript cancel_script)
+    : service_(std::make_unique<Service>(std::move(script), std::move(cancel_script))) {
   std::string pattern = (std::filesystem::temp_directory_path() / "fake-agent-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   dir_ = pattern;
@@ -60,6 +93,12 @@ FakeAgent::~FakeAgent() {
 }
 
 std::vector<RecordedCall> FakeAgent::calls() const { return service_->calls(); }
+
+std::vector<RecordedCancel> FakeAgent::cancels() const { return service_->cancels(); }
+
+bool FakeAgent::wait_for_cancels(std::size_t n, std::chrono::milliseconds timeout) const {
+  return service_->wait_for_cancels(n, timeout);
+}
 
 v1::ExecResponse started_message(const std::string& exec_id, const std::string& sandbox_id,
                                  const std::string& profile) {
@@ -103,6 +142,13 @@ ExecScript replying(std::string out, std::string err, int code) {
     exit.mutable_exit()->set_stdout_bytes(out.size());
     exit.mutable_exit()->set_stderr_bytes(err.size());
     writer.Write(exit);
+    return grpc::Status::OK;
+  };
+}
+
+CancelScript answering_cancel(v1::CancelResponse::State state) {
+  return [state](const v1::CancelRequest&, v1::CancelResponse& response) {
+    response.set_state(state);
     return grpc::Status::OK;
   };
 }

@@ -1,13 +1,16 @@
 #pragma once
-// A scripted agent: a real in-process gRPC server on a unix socket whose Exec does whatever
-// the test's script says. For faults the real agent cannot produce on demand (a stream
-// without exit_code, an exit followed by a hang, protocol violations) and for recording
-// exactly what the client sent.
+// A scripted agent: a real in-process gRPC server on a unix socket whose Exec (and Cancel)
+// does whatever the test's script says. For faults the real agent cannot produce on demand
+// (a stream without exit_code, an exit followed by a hang, protocol violations, an agent of
+// the older generation without Cancel) and for recording exactly what the client sent.
 
 #include <grpcpp/server.h>
 #include <grpcpp/server_context.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -27,16 +30,28 @@ using ExecWriter = grpc::ServerWriter<v1::ExecResponse>;
 using ExecScript =
     std::function<grpc::Status(grpc::ServerContext&, const v1::ExecRequest&, ExecWriter&)>;
 
+/// What the fake does for each Cancel call. Runs on a gRPC server thread; the request is
+/// recorded before it runs.
+using CancelScript = std::function<grpc::Status(const v1::CancelRequest&, v1::CancelResponse&)>;
+
 /// One recorded call.
 struct RecordedCall {
   v1::ExecRequest request;
   std::multimap<std::string, std::string> metadata;
 };
 
+/// One recorded Cancel.
+struct RecordedCancel {
+  v1::CancelRequest request;
+  std::multimap<std::string, std::string> metadata;
+};
+
 /// The fake agent. Starts listening in the constructor; stops in the destructor.
 class FakeAgent {
  public:
-  explicit FakeAgent(ExecScript script);
+  /// Without a Cancel script, Cancel answers UNIMPLEMENTED, as the older agent generation
+  /// (which does not know the method) does; the request is recorded either way.
+  explicit FakeAgent(ExecScript script, CancelScript cancel_script = {});
   ~FakeAgent();
   FakeAgent(const FakeAgent&) = delete;
   FakeAgent& operator=(const FakeAgent&) = delete;
@@ -45,6 +60,10 @@ class FakeAgent {
   [[nodiscard]] std::string address() const { return address_; }
   /// Every call received so far, in arrival order.
   [[nodiscard]] std::vector<RecordedCall> calls() const;
+  /// Every Cancel received so far, in arrival order.
+  [[nodiscard]] std::vector<RecordedCancel> cancels() const;
+  /// Blocks until at least `n` Cancels were received, at most `timeout`; whether they were.
+  [[nodiscard]] bool wait_for_cancels(std::size_t n, std::chrono::milliseconds timeout) const;
 
  private:
   class Service;
@@ -63,6 +82,9 @@ v1::ExecResponse exit_message(int code, int signal = 0, bool timed_out = false);
 
 /// A well-behaved script: started, then the given stdout/stderr, then exit `code`.
 ExecScript replying(std::string out, std::string err, int code);
+
+/// A Cancel script of an agent that has the method: answers OK with `state`.
+CancelScript answering_cancel(v1::CancelResponse::State state = v1::CancelResponse::STATE_RUNNING);
 
 /// A script that never exits: `started`, then `first_stdout` (if any), then it waits until
 /// the client cancels, counting each observed cancellation in `cancels_seen`.

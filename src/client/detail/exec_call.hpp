@@ -11,21 +11,13 @@
 #include <string>
 #include <system_error>
 
+#include "client/detail/cancel_policy.hpp"
 #include "client/detail/request.hpp"
 #include "client/detail/response_sequence.hpp"
 #include "client/detail/runner_core.hpp"
 #include "sandbox/command.hpp"
 
 namespace sandbox::detail {
-
-/// Why a call was cancelled; the first reason wins and decides the error reported.
-enum class CancelReason : int {
-  none = 0,
-  user,       ///< the caller's cancellation: asio::error::operation_aborted
-  closed,     ///< RemoteRunner::close(): errc::runner_closed
-  exited,     ///< the exit arrived; ending the RPC is housekeeping, not an error
-  violation,  ///< the agent broke the protocol: errc::protocol_error
-};
 
 /// One Exec RPC (a grpc ClientReadReactor). Reactions run on gRPC threads.
 class CallBase : protected RunnerMembership, public grpc::ClientReadReactor<v1::ExecResponse> {
@@ -49,6 +41,16 @@ class CallBase : protected RunnerMembership, public grpc::ClientReadReactor<v1::
   bool start_rpc(const std::shared_ptr<CallBase>& self, int holds);
   /// The error a finished call reports, from the cancellation reason and the status.
   std::error_code error_for(const grpc::Status& status, std::string& message) const;
+  /// Whether the client abandoned the exec (`should_send_cancel`). OnDone decides first,
+  /// before it hands the outcome over: what the user does on seeing the outcome (destroy
+  /// the runner, which closes it) must not turn a call that already ended into an
+  /// abandoned one.
+  [[nodiscard]] bool abandoned(const grpc::Status& status) const;
+  /// Asks the agent to kill the command (Cancel). Called by OnDone after the outcome was
+  /// handed over (the user never waits for it) and before the call releases itself: the
+  /// runner counts the Cancel before this call leaves it, so it never looks idle in
+  /// between. gRPC confirmed the Exec call ended, so the Cancel cannot overtake it.
+  void send_cancel();
   [[nodiscard]] CancelReason cancel_reason() const noexcept { return cancel_reason_.load(); }
   /// Runs once, on the cancelling thread, after the first reason was set and TryCancel
   /// issued: a subclass that holds the call open (a hold) releases it here.

@@ -1,11 +1,19 @@
 #pragma once
-// What a RemoteRunner shares with its calls: the channel, the configuration, and the set of
-// calls in flight (for close() and for the destructor's wait).
+// What a RemoteRunner shares with its calls: the channel, the configuration, the set of
+// calls in flight (for close() and for the destructor's wait), and the Cancel RPCs it sends
+// for calls the client abandoned.
 
+#include <grpcpp/client_context.h>
+
+#include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "client/detail/channel.hpp"
 #include "sandbox/runner_config.hpp"
@@ -17,8 +25,9 @@ class CallBase;
 class RunnerMembership;
 
 /// Owned by RemoteRunner, whose destructor closes it and waits until every call object was
-/// destroyed: a gRPC call (its ClientContext) must never outlive the channel it runs on.
-/// Calls hold a plain pointer: they touch it only between `add()` and `remove()`.
+/// destroyed and every Cancel RPC answered: a gRPC call (its ClientContext) must never
+/// outlive the channel it runs on. Calls hold a plain pointer: they touch it only between
+/// `add()` and `remove()`.
 /// No gRPC function is called under the core's lock: gRPC may run reactions inline in the
 /// calling thread (TryCancel, StartCall), and OnDone takes this lock.
 class RunnerCore {
@@ -34,13 +43,43 @@ class RunnerCore {
   bool add(RunnerMembership* member, const std::shared_ptr<CallBase>& call);
   /// Unregisters a call being destroyed; it must not touch the core afterwards.
   void remove(RunnerMembership* member);
-  /// Marks the runner closed and cancels every registered call. Idempotent.
+  /// Marks the runner closed and cancels every registered call. Idempotent. Cancel RPCs in
+  /// flight are left alone: closing is what sends most of them.
   void close() noexcept;
   [[nodiscard]] bool closed() const noexcept;
-  /// Blocks until no call is registered.
+  /// Blocks until no call is registered and no Cancel RPC is pending (each is bounded by
+  /// `cancel_timeout`).
   void wait_until_idle();
 
+  /// Prepares `context` for one RPC of this runner: the deadline (none when nullopt), the
+  /// `sandbox-id` metadata and the per-call credentials. Exec and Cancel both go through
+  /// here, so a Cancel always carries the identity its Exec had.
+  void prepare_context(grpc::ClientContext& context,
+                       std::optional<std::chrono::system_clock::time_point> deadline) const;
+
+  /// Asks the agent to kill the command of `exec_id` now (Cancel, CANCEL_SIGNAL_TERM), best
+  /// effort: bounded by `cancel_timeout`, its failures ignored, never blocking, also after
+  /// close(). Does nothing when `cancel_timeout` is zero or the agent answered UNIMPLEMENTED
+  /// (an older generation): then cancelling the Exec RPC is all the SDK can do. Until the
+  /// agent has answered a first Cancel, later ones wait for that answer (within their own
+  /// bound), so an older agent sees one attempt per runner, not one per call.
+  /// Must be called while a registered call keeps the runner alive.
+  void send_cancel(const std::string& exec_id);
+
  private:
+  /// What the runner knows about the agent's Cancel.
+  enum class CancelSupport { unknown, supported, unsupported };
+  /// A Cancel waiting for the answer to the first one (the probe).
+  struct DeferredCancel {
+    std::string exec_id;
+    std::chrono::system_clock::time_point deadline;
+  };
+
+  void start_cancel(std::string exec_id, std::chrono::system_clock::time_point deadline,
+                    bool probe);
+  void cancel_answered(grpc::StatusCode code, bool probe);
+  [[nodiscard]] bool idle_locked() const noexcept { return calls_.empty() && cancels_ == 0; }
+
   RemoteRunnerConfig config_;
   Connection connection_;
   std::unique_ptr<v1::SandboxExecService::Stub> stub_;
@@ -49,6 +88,13 @@ class RunnerCore {
   // Weak: the registry never extends a call's life. Guarded by mutex_.
   std::unordered_map<RunnerMembership*, std::weak_ptr<CallBase>> calls_;
   bool closed_ = false;  // guarded by mutex_
+  // Guarded by mutex_: Cancels started or deferred and not yet answered (or dropped); the
+  // support learnt from the answers; whether the probe is in flight; the Cancels waiting
+  // for it (counted in cancels_).
+  std::size_t cancels_ = 0;
+  CancelSupport cancel_support_ = CancelSupport::unknown;
+  bool probing_ = false;
+  std::vector<DeferredCancel> deferred_cancels_;
 };
 
 /// The first base of every call. Base subobjects are destroyed after the members of the
