@@ -19,6 +19,7 @@ sandbox_add_test(client_fake_agent_tests
 if(TARGET sandbox_agent_core AND TARGET sandbox_test_support)
   sandbox_add_test(client_agent_tests
     SOURCES integration/runner_agent_test.cpp integration/stream_agent_test.cpp
+            integration/cancel_agent_test.cpp
     LIBS sandbox_client sandbox_agent_core sandbox_test_support sandbox_fakes
     LABELS client
     # ASan's default 256 MiB quarantine of freed chunks would be measured as client memory.
