@@ -69,6 +69,10 @@ void Execution::attach(std::shared_ptr<ExecSession> session, std::array<std::uin
       session->finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "agent is shutting down"));
       return;
     }
+    if (failure_) {  // admitted just before the failed exec left the registry
+      session->finish(*failure_);
+      return;
+    }
     OutputLog::Cursor cursor;
     if (grpc::Status status = log_.cursor_at(offsets, cursor); !status.ok()) {
       log("info", "exec.resume_refused",
@@ -239,8 +243,9 @@ void Execution::spawn() {
     log("error", "exec.spawn_failed", {{"exec_id", exec_id_}, {"error", error.what()}});
     reaped_ = true;
     ended_ = true;
-    attached_->finish(grpc::Status(grpc::StatusCode::INTERNAL,
-                                   std::string("agent cannot start commands: ") + error.what()));
+    failure_ = grpc::Status(grpc::StatusCode::INTERNAL,
+                            std::string("agent cannot start commands: ") + error.what());
+    attached_->finish(*failure_);
     attached_.reset();
     leave_registry();
     return;

@@ -150,6 +150,7 @@ class Execution final : public std::enable_shared_from_this<Execution> {
   std::chrono::steady_clock::time_point ended_at_;
   ExitStatus exit_status_;
   std::optional<v1::ExecResponse> exit_;  // set once the command ended
+  std::optional<grpc::Status> failure_;   // the agent could not start it: no exit to report
   std::shared_ptr<ExecSession> attached_;
   OutputLog::Cursor last_cursor_;  // of the last call detached: bounds reads while detached
   bool process_started_ = false;

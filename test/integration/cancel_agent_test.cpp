@@ -72,6 +72,20 @@ class CancelAgentTest : public ::testing::Test {
     return chunk ? chunk->data : std::string();
   }
 
+  // Reads on until the stream fails (chunks read ahead before a fault still arrive first);
+  // the error, or a test failure if the stream ended normally instead.
+  std::error_code next_error(ExecStream& stream) {
+    for (;;) {
+      auto [ec, chunk] =
+          run_bounded(io_, stream.next(asio::experimental::as_tuple(asio::use_awaitable)), 10s);
+      if (ec) return ec;
+      if (!chunk) {
+        ADD_FAILURE() << "the stream ended with an exit instead of failing";
+        return {};
+      }
+    }
+  }
+
   TempDir sockets_;
   TempDir workspace_;
   std::unique_ptr<agent::AgentServer> agent_;
@@ -130,18 +144,21 @@ TEST_F(CancelAgentTest, DroppedConnectionLeavesTheCommandRunningForAReattach) {
   start(true);
   const Command command = gated_command();
   auto stream = runner_->stream(command);
-  const std::string first = next_data(stream);
-  const pid_t pid = std::stoi(first);
+  const pid_t pid = std::stoi(next_data(stream));  // the first line; "first" may follow
 
   proxy_->reset_all();
-  auto [ec, chunk] =
-      run_bounded(io_, stream.next(asio::experimental::as_tuple(asio::use_awaitable)), 10s);
+  const std::error_code ec = next_error(stream);
   ASSERT_TRUE(ec) << "the stream did not see the connection drop";
   EXPECT_NE(ec, asio::error::operation_aborted) << "a lost connection is not a cancellation";
   EXPECT_TRUE(process_alive(pid)) << "the agent killed the command of a lost connection";
 
-  // A reattach within the grace: the same exec_id gets the command's output, not a new run.
-  auto again = runner_->stream(command);
+  // A reattach within the grace, from a second runner (as after an orchestrator restart; a
+  // retry on the first runner's channel may still meet the dead transport, which is the
+  // SDK retry's business). Its own subchannel pool: a fresh connection through the proxy.
+  RemoteRunnerConfig config = runner_->config();
+  config.channel_args["grpc.use_local_subchannel_pool"] = 1;
+  RemoteRunner second_runner(io_.get_executor(), config);
+  auto again = second_runner.stream(command);
   std::string out;
   bool gate_opened = false;
   for (;;) {
@@ -165,9 +182,7 @@ TEST_F(CancelAgentTest, DroppedConnectionWithoutReattachIsGoneAfterTheGrace) {
   auto stream = runner_->stream(gated_command());
   const pid_t pid = std::stoi(next_data(stream));
   proxy_->reset_all();
-  auto [ec, chunk] =
-      run_bounded(io_, stream.next(asio::experimental::as_tuple(asio::use_awaitable)), 10s);
-  ASSERT_TRUE(ec) << "the stream did not see the connection drop";
+  ASSERT_TRUE(next_error(stream)) << "the stream did not see the connection drop";
   EXPECT_TRUE(wait_until_group_gone(pid, 10s)) << "the command outlived the reattach grace";
 }
 

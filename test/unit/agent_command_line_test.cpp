@@ -34,6 +34,26 @@ TEST(AgentCommandLineTest, ParsesEveryFlag) {
   EXPECT_EQ(line.options.sandbox_id, "box-1");
 }
 
+TEST(AgentCommandLineTest, ReattachFlagsTakeDurationsAndByteCounts) {
+  using namespace std::chrono_literals;
+  CommandLine defaults = parse({"--listen", "x:1", "--allow-unauthenticated"});
+  EXPECT_EQ(defaults.options.reattach_grace, 30s);
+  EXPECT_EQ(defaults.options.resume_retention, 60s);
+  EXPECT_EQ(defaults.options.resume_buffer_bytes, 8u << 20);
+  CommandLine line = parse({"--listen", "x:1", "--allow-unauthenticated", "--reattach-grace",
+                            "500ms", "--resume-retention=2m", "--resume-buffer", "64K"});
+  EXPECT_EQ(line.options.reattach_grace, 500ms);
+  EXPECT_EQ(line.options.resume_retention, 2min);
+  EXPECT_EQ(line.options.resume_buffer_bytes, 64u << 10);
+  EXPECT_EQ(parse({"--listen", "x:1", "--allow-unauthenticated", "--reattach-grace", "0"})
+                .options.reattach_grace,
+            0ms);
+  EXPECT_THAT(error_of({"--listen", "x:1", "--allow-unauthenticated", "--reattach-grace", "soon"}),
+              HasSubstr("--reattach-grace: expected a duration"));
+  EXPECT_THAT(error_of({"--listen", "x:1", "--allow-unauthenticated", "--resume-buffer", "0"}),
+              HasSubstr("--resume-buffer: expected a positive byte count"));
+}
+
 TEST(AgentCommandLineTest, ReadsAndTrimsTheTokenFile) {
   sandbox::test::TempDir dir;
   const std::string path = (dir.path() / "token").string();
