@@ -6,35 +6,65 @@ namespace sandbox::agent {
 
 ExecSession::ExecSession(std::shared_ptr<Execution> execution) : execution_(std::move(execution)) {}
 
-void ExecSession::write(v1::ExecResponse message) {
-  message_ = std::move(message);
-  writing_ = true;
+ExecSession::Room ExecSession::room() {
+  std::lock_guard lock(mutex_);
+  if (finish_status_ || staged_) return Room::none;
+  return writing_ ? Room::stage : Room::write;
+}
+
+void ExecSession::offer(v1::ExecResponse message) {
+  {
+    std::lock_guard lock(mutex_);
+    if (writing_) {
+      staged_ = std::move(message);
+      return;
+    }
+    message_ = std::move(message);
+    writing_ = true;
+  }
+  // Outside the lock: OnWriteDone of this write may run before StartWrite returns.
   StartWrite(&message_);
 }
 
 void ExecSession::finish(grpc::Status status) {
-  if (finish_status_) return;
-  finish_status_ = std::move(status);
-  // A write in flight must complete first; write_done() finishes then.
-  if (!writing_) {
+  {
+    std::lock_guard lock(mutex_);
+    if (finish_status_) return;
+    finish_status_ = status;
+    staged_.reset();
+    // A write in flight must complete first; OnWriteDone finishes then.
+    if (writing_) return;
     finish_called_ = true;
-    Finish(*finish_status_);
   }
-}
-
-bool ExecSession::write_done() {
-  writing_ = false;
-  if (!finish_status_) return true;
-  if (!finish_called_) {
-    finish_called_ = true;
-    Finish(*finish_status_);
-  }
-  return false;
+  Finish(std::move(status));
 }
 
 void ExecSession::OnWriteDone(bool ok) {
-  execution_->dispatch([self = shared_from_this(), ok] {
-    if (self->write_done()) self->execution_->on_write_done(self, ok);
+  bool exit_written = false;
+  bool write_next = false;
+  std::optional<grpc::Status> finish_now;
+  {
+    std::lock_guard lock(mutex_);
+    writing_ = false;
+    exit_written = ok && message_.event_case() == v1::ExecResponse::kExitCode;
+    if (finish_status_) {
+      if (!finish_called_) {
+        finish_called_ = true;
+        finish_now = finish_status_;
+      }
+    } else if (ok && staged_) {
+      message_ = std::move(*staged_);
+      staged_.reset();
+      writing_ = write_next = true;
+    }
+  }
+  if (finish_now) {
+    Finish(std::move(*finish_now));
+    return;  // the execution already let this call go
+  }
+  if (write_next) StartWrite(&message_);
+  execution_->dispatch([self = shared_from_this(), ok, exit_written] {
+    self->execution_->on_write_done(self, ok, exit_written);
   });
 }
 

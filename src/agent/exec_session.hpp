@@ -5,6 +5,7 @@
 #include <grpcpp/support/status.h>
 
 #include <memory>
+#include <mutex>
 #include <optional>
 
 #include "agent/output_log.hpp"
@@ -14,8 +15,13 @@ namespace sandbox::agent {
 
 class Execution;
 
-/// The reactor of one Exec call: writes what its Execution gives it. Every member but the
-/// reactions runs on the execution's strand; the reactions only post there.
+/// The reactor of one Exec call: writes what its Execution gives it.
+///
+/// One write is in flight and one more message may wait staged: OnWriteDone starts the
+/// staged one at once on the gRPC thread, so the hop to the execution's strand (which stages
+/// the next) overlaps a write instead of sitting between two (agent throughput: see
+/// docs/performance.md). The write state is guarded by `mutex_`; the public fields are the
+/// execution's, strand-only. Reactions only post to the strand otherwise.
 ///
 /// Ownership: shared. gRPC's reference (`self_`) is dropped in OnDone; posted handlers hold
 /// their own, so a reaction's handler never outlives the object.
@@ -27,16 +33,19 @@ class ExecSession final : public grpc::ServerWriteReactor<v1::ExecResponse>,
   /// Keeps the session alive until OnDone.
   void own() { self_ = shared_from_this(); }
 
-  /// Strand: starts writing `message`; requires !writing().
-  void write(v1::ExecResponse message);
-  /// Strand: ends the call with `status` once no write is in flight. Idempotent.
+  /// What `offer()` would do with a message now.
+  enum class Room { none, write, stage };
+  /// Strand: `write` when nothing is in flight, `stage` when one write is and nothing waits
+  /// behind it, else (or once finishing) `none`.
+  [[nodiscard]] Room room();
+  /// Strand: writes `message` now, or stages it behind the write in flight. Requires
+  /// room() != Room::none.
+  void offer(v1::ExecResponse message);
+  /// Strand: ends the call with `status` once no write is in flight; drops a staged message.
+  /// Idempotent.
   void finish(grpc::Status status);
-  /// Strand.
-  [[nodiscard]] bool writing() const noexcept { return writing_; }
-  /// Strand: finish() was called.
-  [[nodiscard]] bool finishing() const noexcept { return finish_status_.has_value(); }
 
-  // Strand, for Execution: the cursor into its output and what this call has been sent.
+  // Strand, for Execution: the cursor into its output and what this call has been given.
   OutputLog::Cursor cursor;
   bool started_sent = false;
   bool exit_sent = false;
@@ -47,12 +56,12 @@ class ExecSession final : public grpc::ServerWriteReactor<v1::ExecResponse>,
   void OnDone() override;
 
  private:
-  /// Strand: a write completed; returns false when the call is finishing.
-  bool write_done();
-
   std::shared_ptr<Execution> execution_;
   std::shared_ptr<ExecSession> self_;
-  v1::ExecResponse message_;
+  std::mutex mutex_;
+  // Guarded by mutex_:
+  v1::ExecResponse message_;  // gRPC's while writing_
+  std::optional<v1::ExecResponse> staged_;
   bool writing_ = false;
   bool finish_called_ = false;
   std::optional<grpc::Status> finish_status_;

@@ -126,7 +126,8 @@ void Execution::abort(grpc::Status status) {
 
 // ---------------------------------------------------------------- the attached call
 
-void Execution::on_write_done(const std::shared_ptr<ExecSession>& session, bool ok) {
+void Execution::on_write_done(const std::shared_ptr<ExecSession>& session, bool ok,
+                              bool exit_written) {
   if (session != attached_) return;
   if (!ok) {
     // The stream broke: like a lost connection, the command keeps running for a reattach.
@@ -134,7 +135,7 @@ void Execution::on_write_done(const std::shared_ptr<ExecSession>& session, bool 
     detach(grpc::Status(grpc::StatusCode::CANCELLED, "stream broken"));
     return;
   }
-  if (session->exit_sent) {
+  if (exit_written) {
     session->finish(grpc::Status::OK);
     last_cursor_ = session->cursor;
     attached_.reset();
@@ -176,30 +177,34 @@ void Execution::on_detached() {
 }
 
 void Execution::pump() {
-  if (!attached_ || attached_->writing() || attached_->finishing()) return;
-  ExecSession& session = *attached_;
-  if (!session.started_sent) {
-    session.started_sent = true;
-    session.write(started_message(session.resumed));
-    return;
-  }
-  OutputLog::Piece piece;
-  if (log_.next(session.cursor, piece)) {
+  // One message in flight and one staged behind it (ExecSession::offer). Only settled
+  // output is staged: while a write is in flight, the last chunk keeps coalescing.
+  for (;;) {
+    if (!attached_ || attached_->exit_sent) return;
+    const ExecSession::Room room = attached_->room();
+    if (room == ExecSession::Room::none) return;
+    ExecSession& session = *attached_;
     v1::ExecResponse message;
-    if (piece.stream == OutputStream::out) {
-      message.set_stdout(std::move(piece.data));
+    OutputLog::Piece piece;
+    if (!session.started_sent) {
+      session.started_sent = true;
+      message = started_message(session.resumed);
+    } else if (log_.next(session.cursor, piece, room == ExecSession::Room::stage && !ended())) {
+      if (piece.stream == OutputStream::out) {
+        message.set_stdout(std::move(piece.data));
+      } else {
+        message.set_stderr(std::move(piece.data));
+      }
+      message.set_offset(piece.offset);
+      log_.release(session.cursor);
+      update_backpressure();
+    } else if (exit_) {
+      session.exit_sent = true;
+      message = *exit_;
     } else {
-      message.set_stderr(std::move(piece.data));
+      return;
     }
-    message.set_offset(piece.offset);
-    session.write(std::move(message));
-    log_.release(session.cursor);
-    update_backpressure();
-    return;
-  }
-  if (exit_) {
-    session.exit_sent = true;
-    session.write(*exit_);
+    session.offer(std::move(message));
   }
 }
 

@@ -85,7 +85,7 @@ class Execution final : public std::enable_shared_from_this<Execution> {
   void abort(grpc::Status status);
 
   // From ExecSession's reactions, on the strand.
-  void on_write_done(const std::shared_ptr<ExecSession>& session, bool ok);
+  void on_write_done(const std::shared_ptr<ExecSession>& session, bool ok, bool exit_written);
   void on_cancel(const std::shared_ptr<ExecSession>& session);
 
   /// Runs `function` on the strand, keeping this alive until it ran.

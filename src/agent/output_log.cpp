@@ -66,7 +66,7 @@ grpc::Status OutputLog::cursor_at(const std::array<std::uint64_t, 2>& offsets,
   return grpc::Status::OK;
 }
 
-bool OutputLog::next(Cursor& cursor, Piece& piece) const {
+bool OutputLog::next(Cursor& cursor, Piece& piece, bool settled_only) const {
   cursor.sequence = std::max(cursor.sequence, first_sequence_);
   while (cursor.sequence < first_sequence_ + chunks_.size()) {
     const Chunk& chunk = chunks_[static_cast<std::size_t>(cursor.sequence - first_sequence_)];
@@ -74,6 +74,7 @@ bool OutputLog::next(Cursor& cursor, Piece& piece) const {
     std::uint64_t& next = cursor.next[index(chunk.stream)];
     const std::uint64_t end = chunk.offset + chunk.data.size();
     if (next < end) {
+      if (settled_only && last && chunk.data.size() < max_chunk_bytes_) return false;
       const std::uint64_t from = std::max(next, chunk.offset);
       piece.stream = chunk.stream;
       piece.offset = from;

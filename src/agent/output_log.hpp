@@ -49,8 +49,10 @@ class OutputLog {
   grpc::Status cursor_at(const std::array<std::uint64_t, 2>& offsets, Cursor& cursor) const;
 
   /// Moves the next bytes `cursor` has not been given into `piece` and advances it; false when
-  /// it has everything stored so far.
-  bool next(Cursor& cursor, Piece& piece) const;
+  /// it has everything stored so far. With `settled_only`, also false (nothing taken) when
+  /// those bytes are the start of the last chunk while it can still grow: a caller that can
+  /// wait gets one larger piece later instead of a small one now.
+  bool next(Cursor& cursor, Piece& piece, bool settled_only = false) const;
 
   /// Stored bytes `cursor` has not been given yet.
   [[nodiscard]] std::uint64_t unsent(const Cursor& cursor) const;

@@ -75,6 +75,20 @@ TEST(OutputLogTest, BytesAppendedToAChunkAlreadyTakenArriveOnceFromTheirOffset) 
   EXPECT_TRUE(take_all(log, cursor).empty());
 }
 
+TEST(OutputLogTest, SettledOnlyLeavesTheGrowingLastChunkToCoalesce) {
+  OutputLog log(4, 1 << 20, 0);
+  OutputLog::Cursor cursor = cursor_at(log, 0, 0);
+  OutputLog::Piece piece;
+  append(log, OutputStream::out, "ab");
+  EXPECT_FALSE(log.next(cursor, piece, true)) << "the last chunk can still grow";
+  append(log, OutputStream::out, "cdef");  // fills "abcd", starts "ef"
+  ASSERT_TRUE(log.next(cursor, piece, true));
+  EXPECT_EQ(piece.data, "abcd");
+  EXPECT_FALSE(log.next(cursor, piece, true));
+  ASSERT_TRUE(log.next(cursor, piece)) << "a caller that cannot wait takes it as it is";
+  EXPECT_EQ(piece.data, "ef");
+}
+
 TEST(OutputLogTest, ResumeSkipsWhatTheClientHoldsPerStreamEvenMidChunk) {
   OutputLog log(64, 1 << 20, 0);
   append(log, OutputStream::out, "0123456789");
