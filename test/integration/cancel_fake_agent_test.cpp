@@ -94,6 +94,25 @@ class Gate {
   bool open_ = false;
 };
 
+// Starts `calls` exec()s on `runner`, waits until the agent holds them all, closes the
+// runner and waits until each completed; their errors (test failures when a wait ran out).
+std::vector<std::error_code> close_with_calls_in_flight(FakeAgent& agent, asio::io_context& io,
+                                                        RemoteRunner& runner, int calls) {
+  auto outcomes = std::make_shared<std::vector<std::error_code>>();
+  for (int i = 0; i < calls; ++i) {
+    runner.exec({"sleep", "300"},
+                [outcomes](std::error_code ec, ExecResult) { outcomes->push_back(ec); });
+  }
+  EXPECT_TRUE(
+      eventually([&] { return agent.calls().size() == static_cast<std::size_t>(calls); }, 10s, &io))
+      << "the agent never received every call";
+  runner.close();
+  EXPECT_TRUE(
+      eventually([&] { return outcomes->size() == static_cast<std::size_t>(calls); }, 10s, &io))
+      << "not every closed call completed";
+  return *outcomes;
+}
+
 TEST(CancelFakeAgentTest, TerminalCancellationOfExecSendsOneCancelWithItsExecId) {
   std::atomic<int> cancels_seen{0};
   FakeAgent agent(waiting_for_cancel(cancels_seen), answering_cancel());
@@ -175,19 +194,11 @@ TEST(CancelFakeAgentTest, CloseWithCallsInFlightSendsOneCancelPerCall) {
   FakeAgent agent(waiting_for_cancel(cancels_seen), answering_cancel());
   asio::io_context io;
   constexpr int calls = 3;
-  auto outcomes = std::make_shared<std::vector<std::error_code>>();
   {
     RemoteRunner runner(io.get_executor(), runner_config(agent));
-    for (int i = 0; i < calls; ++i) {
-      runner.exec({"sleep", "300"},
-                  [outcomes](std::error_code ec, ExecResult) { outcomes->push_back(ec); });
+    for (auto ec : close_with_calls_in_flight(agent, io, runner, calls)) {
+      EXPECT_EQ(ec, errc::runner_closed);
     }
-    ASSERT_TRUE(eventually([&] { return agent.calls().size() == calls; }, 10s, &io))
-        << "the agent never received every call";
-    runner.close();
-    ASSERT_TRUE(eventually([&] { return outcomes->size() == calls; }, 10s, &io))
-        << "not every closed call completed";
-    for (auto ec : *outcomes) EXPECT_EQ(ec, errc::runner_closed);
     EXPECT_TRUE(agent.wait_for_cancels(calls, 10s))
         << agent.cancels().size() << " of " << calls << " Cancels arrived";
   }
@@ -318,18 +329,9 @@ TEST(CancelFakeAgentTest, CloseAgainstAnAgentWithoutCancelMakesOneAttempt) {
   FakeAgent agent(waiting_for_cancel(cancels_seen));  // Cancel: UNIMPLEMENTED
   asio::io_context io;
   constexpr int calls = 4;
-  auto outcomes = std::make_shared<std::vector<std::error_code>>();
   {
     RemoteRunner runner(io.get_executor(), runner_config(agent));
-    for (int i = 0; i < calls; ++i) {
-      runner.exec({"sleep", "300"},
-                  [outcomes](std::error_code ec, ExecResult) { outcomes->push_back(ec); });
-    }
-    ASSERT_TRUE(eventually([&] { return agent.calls().size() == calls; }, 10s, &io))
-        << "the agent never received every call";
-    runner.close();
-    ASSERT_TRUE(eventually([&] { return outcomes->size() == calls; }, 10s, &io))
-        << "not every closed call completed";
+    close_with_calls_in_flight(agent, io, runner, calls);
   }
   EXPECT_EQ(agent.cancels().size(), 1u)
       << "the Cancels waiting for the first answer were sent anyway";
