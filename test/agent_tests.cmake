@@ -12,9 +12,16 @@ sandbox_add_test(agent_unit_tests
   LABELS agent unit)
 
 sandbox_add_test(agent_exec_tests
-  SOURCES integration/agent_exec_test.cpp integration/agent_reattach_test.cpp
+  SOURCES integration/agent_exec_test.cpp integration/agent_limits_test.cpp
+          integration/agent_reattach_test.cpp
   LIBS sandbox_agent_core sandbox_test_support
   LABELS agent integration)
+
+# 1000 cancelled or timed-out execs, then a census of processes and descriptors: slow.
+sandbox_add_test(agent_leak_tests
+  SOURCES integration/agent_leak_test.cpp
+  LIBS sandbox_agent_core sandbox_test_support
+  LABELS slow agent integration)
 
 sandbox_add_test(agent_binary_tests
   SOURCES integration/agent_binary_test.cpp

@@ -31,6 +31,8 @@ namespace fs = std::filesystem;
 // Process I/O is light (pipe reads, timers); two threads keep one slow handler from
 // delaying every other exec, on the two cores this agent is sized for.
 constexpr int kIoThreads = 2;
+// Far beyond any sane command, and far from overflowing the steady clock's arithmetic.
+constexpr std::chrono::milliseconds kMaxTimeout = std::chrono::hours(366 * 24);
 
 // The reactor of a call refused before anything ran.
 class RefusedCall final : public grpc::ServerWriteReactor<v1::ExecResponse> {
@@ -67,7 +69,9 @@ std::string tcp_host(const std::string& listen) {
 
 struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
   explicit Impl(AgentOptions opts)
-      : options(std::move(opts)), work(io.get_executor()), registry(options.resume_retention) {}
+      : options(std::move(opts)),
+        work(io.get_executor()),
+        registry(options.resume_retention, options.max_concurrent) {}
 
   grpc::ServerWriteReactor<v1::ExecResponse>* Exec(grpc::CallbackServerContext* context,
                                                    const v1::ExecRequest* request) override {
@@ -204,6 +208,11 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   if (opts.resume_retention.count() < 0) {
     throw std::runtime_error("resume_retention: must not be negative");
   }
+  if (opts.max_output_bytes == 0) throw std::runtime_error("max_output_bytes: must be positive");
+  if (opts.max_concurrent == 0) throw std::runtime_error("max_concurrent: must be positive");
+  if (opts.max_timeout <= std::chrono::milliseconds::zero() || opts.max_timeout > kMaxTimeout) {
+    throw std::runtime_error("max_timeout: must be positive and at most 366 days");
+  }
   if (opts.listen.empty()) throw std::runtime_error("listen: must not be empty");
 
   std::error_code ec;
@@ -230,7 +239,7 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   impl.settings.emplace(ExecSettings{
       impl.io.get_executor(), opts.sandbox_id.empty() ? default_sandbox_id() : opts.sandbox_id,
       opts.kill_grace, opts.max_chunk_bytes, opts.reattach_grace, opts.resume_retention,
-      opts.resume_buffer_bytes});
+      opts.resume_buffer_bytes, opts.max_output_bytes, opts.max_timeout});
   for (int i = 0; i < kIoThreads; ++i) {
     impl.io_threads.emplace_back([&impl] { impl.io.run(); });
   }
@@ -240,6 +249,9 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
   // Without this, a second agent could silently share a TCP port with the first.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Above gRPC's 4 MiB default, so that every request within the limits is admitted and an
+  // oversized field is named by validation instead of a bare RESOURCE_EXHAUSTED.
+  builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.RegisterService(&impl);
   impl.server = builder.BuildAndStart();
   if (!impl.server || port == 0) {
@@ -258,6 +270,9 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
        {"effective_profile", "none"},
        {"reattach_grace_ms", std::to_string(opts.reattach_grace.count())},
        {"resume_retention_ms", std::to_string(opts.resume_retention.count())},
+       {"max_output_bytes", std::to_string(opts.max_output_bytes)},
+       {"max_concurrent", std::to_string(opts.max_concurrent)},
+       {"max_timeout_ms", std::to_string(opts.max_timeout.count())},
        {"note", "no confinement: commands run with the agent's own user and privileges"}});
 }
 

@@ -27,6 +27,15 @@ struct AgentOptions {
   std::chrono::milliseconds resume_retention{60000};
   /// Output already sent that each exec keeps for resume (both streams together).
   std::uint64_t resume_buffer_bytes = std::uint64_t{8} << 20;
+  /// The agent's per-stream output cap: a request's `max_output_bytes` is clamped to it, and
+  /// 0 there means this. Bytes past it are drained and counted, never sent. Positive.
+  std::uint64_t max_output_bytes = std::uint64_t{8} << 30;
+  /// Execs whose command runs at once; one more new exec is RESOURCE_EXHAUSTED (reattaches
+  /// are not new execs). Positive.
+  std::size_t max_concurrent = 64;
+  /// A request's `timeout_ms` is clamped to this, and 0 there means this: no command runs
+  /// longer. Positive, at most 366 days.
+  std::chrono::milliseconds max_timeout{std::chrono::hours(1)};
 };
 
 /// A running agent: serves SandboxExecService (Exec, Cancel) on `options.listen`.
@@ -45,7 +54,8 @@ class AgentServer {
   /// Binds and starts serving.
   /// @throws std::runtime_error with a message naming the problem: no token and
   ///   `allow_unauthenticated` false, a malformed or unbindable `listen`, a workspace that is
-  ///   not a directory, a token that is not printable ASCII.
+  ///   not a directory, a token that is not printable ASCII, a limit out of range (the
+  ///   message names the option: "max_concurrent: must be positive").
   explicit AgentServer(AgentOptions options);
 
   /// shutdown(), then releases everything.

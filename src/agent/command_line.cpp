@@ -1,5 +1,6 @@
 #include "agent/command_line.hpp"
 
+#include <charconv>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -37,12 +38,41 @@ std::chrono::milliseconds duration_flag(std::string_view flag, const std::string
                          text + "'");
 }
 
+// A duration flag that must be positive.
+std::chrono::milliseconds positive_duration_flag(std::string_view flag, const std::string& text) {
+  if (auto duration = parse_duration(text)) return *duration;
+  throw CommandLineError(std::string(flag) +
+                         ": expected a positive duration such as 500ms, 30s, 5m, 1h or whole "
+                         "seconds, got '" +
+                         text + "'");
+}
+
+std::uint64_t byte_count_flag(std::string_view flag, const std::string& text) {
+  if (auto bytes = parse_byte_count(text)) return *bytes;
+  throw CommandLineError(std::string(flag) +
+                         ": expected a positive byte count such as 65536, 64K, 8M or 1G, got '" +
+                         text + "'");
+}
+
+std::size_t count_flag(std::string_view flag, const std::string& text) {
+  std::size_t n = 0;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, n);
+  if (ec != std::errc() || ptr != end || n == 0) {
+    throw CommandLineError(std::string(flag) + ": expected a positive whole number, got '" + text +
+                           "'");
+  }
+  return n;
+}
+
 }  // namespace
 
 std::string usage() {
   return "usage: sandbox-agent --listen ADDR [--token-file FILE] [--allow-unauthenticated]\n"
          "                     [--workspace DIR] [--sandbox-id ID] [--reattach-grace DURATION]\n"
          "                     [--resume-retention DURATION] [--resume-buffer BYTES]\n"
+         "                     [--max-output-bytes BYTES] [--max-concurrent N]\n"
+         "                     [--max-timeout DURATION]\n"
          "       sandbox-agent --help | --version\n"
          "\n"
          "Serves sandbox.v1.SandboxExecService (Exec, Cancel). Commands run unconfined\n"
@@ -61,6 +91,13 @@ std::string usage() {
          "                             remember an ended exec this long for a reattach\n"
          "                             (default 60s)\n"
          "  --resume-buffer BYTES      output kept per exec for resuming, e.g. 8M (default 8M)\n"
+         "  --max-output-bytes BYTES   per-stream output cap; a request's max_output_bytes is\n"
+         "                             clamped to it, 0 there means this (default 8G); the\n"
+         "                             rest is drained and counted, not sent\n"
+         "  --max-concurrent N         commands running at once; one more new exec is refused\n"
+         "                             with RESOURCE_EXHAUSTED, reattaches never (default 64)\n"
+         "  --max-timeout DURATION     longest command timeout; a request's timeout_ms is\n"
+         "                             clamped to it, 0 there means this (default 1h)\n"
          "  --help                     print this help\n"
          "  --version                  print the version\n"
          "\n"
@@ -113,15 +150,13 @@ CommandLine parse_command_line(std::span<const std::string_view> args) {
     } else if (flag == "--resume-retention") {
       result.options.resume_retention = duration_flag(flag, value());
     } else if (flag == "--resume-buffer") {
-      const std::string text = value();
-      auto bytes = parse_byte_count(text);
-      if (!bytes) {
-        throw CommandLineError(
-            "--resume-buffer: expected a positive byte count such as 65536, "
-            "64K, 8M or 1G, got '" +
-            text + "'");
-      }
-      result.options.resume_buffer_bytes = *bytes;
+      result.options.resume_buffer_bytes = byte_count_flag(flag, value());
+    } else if (flag == "--max-output-bytes") {
+      result.options.max_output_bytes = byte_count_flag(flag, value());
+    } else if (flag == "--max-concurrent") {
+      result.options.max_concurrent = count_flag(flag, value());
+    } else if (flag == "--max-timeout") {
+      result.options.max_timeout = positive_duration_flag(flag, value());
     } else {
       throw CommandLineError(std::string(flag) + ": unknown flag (see --help)");
     }

@@ -26,7 +26,8 @@ class CommandLineError : public std::runtime_error {
 /// Parses the arguments after the program name:
 /// `--listen ADDR [--token-file FILE] [--allow-unauthenticated] [--workspace DIR]
 /// [--sandbox-id ID] [--reattach-grace DURATION] [--resume-retention DURATION]
-/// [--resume-buffer BYTES]`, `--help`, `--version`; `--flag=value` also works. Reads the token
+/// [--resume-buffer BYTES] [--max-output-bytes BYTES] [--max-concurrent N]
+/// [--max-timeout DURATION]`, `--help`, `--version`; `--flag=value` also works. Reads the token
 /// file (surrounding whitespace trimmed). Requires --listen, and --token-file or
 /// --allow-unauthenticated.
 /// @throws CommandLineError naming the offending flag.

@@ -27,8 +27,8 @@ std::string request_fingerprint(const v1::ExecRequest& request) {
   return bytes;
 }
 
-ExecRegistry::ExecRegistry(std::chrono::milliseconds tombstone_retention)
-    : tombstone_retention_(tombstone_retention) {}
+ExecRegistry::ExecRegistry(std::chrono::milliseconds tombstone_retention, std::size_t max_running)
+    : tombstone_retention_(tombstone_retention), max_running_(max_running) {}
 
 grpc::Status ExecRegistry::admit(
     const Request& request, const std::function<std::shared_ptr<Execution>()>& create,
@@ -59,8 +59,15 @@ grpc::Status ExecRegistry::admit(
                         "exec_id: no such exec on this agent (it ended longer ago than the "
                         "resume retention, or the agent restarted); not running it again");
   }
+  // No queueing: a client that waits for a slot is better told at once, and can retry.
+  if (running_ >= max_running_) {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "agent: " + std::to_string(running_) + " execs running, at most " +
+                            std::to_string(max_running_) + " (--max-concurrent)");
+  }
   std::shared_ptr<Execution> execution = create();
   executions_.emplace(request.exec_id, execution);
+  ++running_;
   run(execution, true);
   return grpc::Status::OK;
 }
@@ -80,6 +87,11 @@ v1::CancelResponse::State ExecRegistry::cancel(const std::string& exec_id, int s
   }
   if (tombstones_.insert(exec_id).second) tombstone_order_.emplace_back(now, exec_id);
   return v1::CancelResponse::STATE_UNKNOWN;
+}
+
+void ExecRegistry::on_ended() noexcept {
+  std::lock_guard lock(mutex_);
+  --running_;
 }
 
 void ExecRegistry::remove(const Execution& execution) noexcept {

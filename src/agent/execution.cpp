@@ -21,10 +21,19 @@ constexpr std::size_t kReadBufferBytes = 64 * 1024;
 // command (it blocks on a full pipe) and memory stays bounded.
 constexpr std::uint64_t kHighWaterBytes = 256 * 1024;
 constexpr std::uint64_t kLowWaterBytes = kHighWaterBytes / 2;
-// Clamped so that a huge timeout cannot overflow the clock arithmetic.
-constexpr std::uint64_t kMaxTimeoutMs = 366ull * 24 * 3600 * 1000;
 
 constexpr const char* kEffectiveProfile = "none";
+
+// 0 (no wish) is the agent's maximum; anything else is clamped to it.
+std::chrono::milliseconds effective_timeout(std::uint64_t requested_ms,
+                                            std::chrono::milliseconds max) {
+  const auto max_ms = static_cast<std::uint64_t>(max.count());
+  return std::chrono::milliseconds(requested_ms == 0 ? max_ms : std::min(requested_ms, max_ms));
+}
+
+std::uint64_t effective_output_cap(std::uint64_t requested, std::uint64_t max) {
+  return requested == 0 ? max : std::min(requested, max);
+}
 
 }  // namespace
 
@@ -37,9 +46,10 @@ Execution::Execution(const ExecSettings& settings, ExecRegistry& registry, std::
       reattachable_(reattachable),
       fingerprint_(std::move(fingerprint)),
       spec_(std::move(spec)),
-      timeout_ms_(request.timeout_ms()),
+      timeout_(effective_timeout(request.timeout_ms(), settings.max_timeout)),
       strand_(asio::make_strand(settings.executor)),
-      log_(settings.max_chunk_bytes, settings.resume_buffer_bytes, request.max_output_bytes()),
+      log_(settings.max_chunk_bytes, settings.resume_buffer_bytes,
+           effective_output_cap(request.max_output_bytes(), settings.max_output_bytes)),
       stdout_(strand_),
       stderr_(strand_),
       stdin_(strand_),
@@ -235,6 +245,13 @@ void Execution::schedule_retention() {
   });
 }
 
+// Once per execution (finish_run, or a spawn the agent itself failed): frees its slot among
+// the running execs now, not when it leaves the registry after its retention.
+void Execution::mark_ended() {
+  ended_ = true;
+  registry_.on_ended();
+}
+
 void Execution::leave_registry() { registry_.remove(*this); }
 
 // ---------------------------------------------------------------- the process
@@ -247,7 +264,7 @@ void Execution::spawn() {
   } catch (const std::system_error& error) {
     log("error", "exec.spawn_failed", {{"exec_id", exec_id_}, {"error", error.what()}});
     reaped_ = true;
-    ended_ = true;
+    mark_ended();
     failure_ = grpc::Status(grpc::StatusCode::INTERNAL,
                             std::string("agent cannot start commands: ") + error.what());
     attached_->finish(*failure_);
@@ -299,15 +316,15 @@ void Execution::begin_io() {
                     [this, self = shared_from_this()](const asio::error_code& ec) {
                       if (!ec) on_child_exit();
                     });
-  if (timeout_ms_ > 0) {
-    timeout_timer_.expires_after(std::chrono::milliseconds(std::min(timeout_ms_, kMaxTimeoutMs)));
-    timeout_timer_.async_wait([this, self = shared_from_this()](const asio::error_code& ec) {
-      if (ec || reaped_ || kill_started_) return;
-      timed_out_ = true;
-      log("info", "exec.timeout", {{"exec_id", exec_id_}});
-      begin_kill(SIGTERM);
-    });
-  }
+  // Always armed: a request without a timeout gets the agent's maximum.
+  timeout_timer_.expires_after(timeout_);
+  timeout_timer_.async_wait([this, self = shared_from_this()](const asio::error_code& ec) {
+    if (ec || reaped_ || kill_started_) return;
+    timed_out_ = true;
+    log("info", "exec.timeout",
+        {{"exec_id", exec_id_}, {"timeout_ms", std::to_string(timeout_.count())}});
+    begin_kill(SIGTERM);
+  });
 }
 
 void Execution::start_read(OutputStream stream) {
@@ -392,7 +409,7 @@ void Execution::maybe_ended() {
 void Execution::finish_run() {
   ended_at_ = std::chrono::steady_clock::now();
   exit_ = exit_message();
-  ended_ = true;
+  mark_ended();
   const v1::ExitDetails& details = exit_->exit();
   log("info", "exec.exit",
       {{"exec_id", exec_id_},

@@ -38,6 +38,8 @@ struct ExecSettings {
   std::chrono::milliseconds reattach_grace;    ///< a detached running exec is killed after this
   std::chrono::milliseconds resume_retention;  ///< an ended exec is remembered this long
   std::uint64_t resume_buffer_bytes;           ///< delivered output kept per exec for resume
+  std::uint64_t max_output_bytes;              ///< the agent's per-stream cap (positive)
+  std::chrono::milliseconds max_timeout;       ///< longest command timeout (and the default)
 };
 
 /// The command of one exec_id: its process, its retained output, and the call attached to it
@@ -119,6 +121,7 @@ class Execution final : public std::enable_shared_from_this<Execution> {
   void on_detached();
   void schedule_retention();
   void finish_run();
+  void mark_ended();
   void leave_registry();
   v1::ExecResponse started_message(bool resumed) const;
   v1::ExecResponse exit_message() const;
@@ -130,7 +133,7 @@ class Execution final : public std::enable_shared_from_this<Execution> {
   const bool reattachable_;
   const std::string fingerprint_;
   const LaunchSpec spec_;
-  const std::uint64_t timeout_ms_;
+  const std::chrono::milliseconds timeout_;  // the request's, clamped to the agent's
   std::atomic<bool> ended_{false};
 
   strand_type strand_;

@@ -1,6 +1,7 @@
 #include "agent/request_validation.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <iterator>
 #include <map>
 #include <string>
@@ -14,6 +15,14 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kSecretScheme = "secret://";
 constexpr std::size_t kMaxExecIdLength = 36;
+
+// "command: 5000 arguments, at most 4096": the field, what was found, the rule's limit.
+grpc::Status over_limit(std::string_view field, std::size_t found, std::uint64_t limit,
+                        std::string_view unit) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      std::string(field) + ": " + std::to_string(found) + " " + std::string(unit) +
+                          ", at most " + std::to_string(limit));
+}
 
 grpc::Status invalid(std::string message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
@@ -34,6 +43,14 @@ bool is_within(const fs::path& path, const fs::path& root) {
 
 grpc::Status check_command(const v1::ExecRequest& request) {
   if (request.command().empty()) return invalid("command: must not be empty");
+  if (static_cast<std::size_t>(request.command_size()) > kMaxArgvEntries) {
+    return over_limit("command", request.command_size(), kMaxArgvEntries, "arguments");
+  }
+  std::size_t argv_bytes = 0;
+  for (const std::string& arg : request.command()) argv_bytes += arg.size();
+  if (argv_bytes > kMaxArgvBytes) {
+    return over_limit("command", argv_bytes, kMaxArgvBytes, "bytes in total");
+  }
   if (request.command(0).empty()) return invalid("command[0]: must not be empty");
   for (int i = 0; i < request.command_size(); ++i) {
     if (has_nul(request.command(i))) {
@@ -44,6 +61,15 @@ grpc::Status check_command(const v1::ExecRequest& request) {
 }
 
 grpc::Status check_env(const v1::ExecRequest& request) {
+  if (request.env().size() > kMaxEnvEntries) {
+    return over_limit("env", request.env().size(), kMaxEnvEntries, "entries");
+  }
+  // Sizes only: a message never carries a value (it may be a secret).
+  std::size_t env_bytes = 0;
+  for (const auto& [key, value] : request.env()) env_bytes += key.size() + value.size();
+  if (env_bytes > kMaxEnvBytes) {
+    return over_limit("env", env_bytes, kMaxEnvBytes, "bytes in total (names and values)");
+  }
   // Sorted so that the first error reported does not depend on map iteration order.
   const std::map<std::string_view, std::string_view> env(request.env().begin(),
                                                          request.env().end());
@@ -58,6 +84,13 @@ grpc::Status check_env(const v1::ExecRequest& request) {
       return invalid("env[" + std::string(key) +
                      "]: secret references need a secret store on the agent (not configured)");
     }
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status check_stdin(const v1::ExecRequest& request) {
+  if (request.stdin().size() > kMaxStdinBytes) {
+    return over_limit("stdin", request.stdin().size(), kMaxStdinBytes, "bytes");
   }
   return grpc::Status::OK;
 }
@@ -129,7 +162,7 @@ grpc::Status validate_cancel_request(const v1::CancelRequest& request) {
 
 grpc::Status validate_exec_request(const v1::ExecRequest& request, const fs::path& workspace,
                                    LaunchSpec& spec) {
-  for (grpc::Status status : {check_command(request), check_env(request),
+  for (grpc::Status status : {check_command(request), check_env(request), check_stdin(request),
                               check_exec_id(request.exec_id()), check_confinement(request)}) {
     if (!status.ok()) return status;
   }

@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
+#include <string>
 
 #include "agent/agent_server.hpp"
 #include "support/raw_exec.hpp"
@@ -73,6 +75,31 @@ inline void drain(grpc::ClientReader<v1::ExecResponse>& reader) {
   while (reader.Read(&rest)) {
   }
 }
+
+// A streaming Exec call held open by the test (deadline 30 s).
+struct OpenCall {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<v1::ExecResponse>> reader;
+
+  OpenCall(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& request) {
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    reader = stub.Exec(&context, request);
+  }
+  // Reads to the end: the stdout bytes and the exit message (if any), then the status.
+  grpc::Status finish(std::string& stdout_bytes, std::optional<v1::ExecResponse>& exit) {
+    v1::ExecResponse message;
+    while (reader->Read(&message)) {
+      if (message.has_exit_code()) exit = message;
+      if (message.event_case() == v1::ExecResponse::kStdout) stdout_bytes += message.stdout();
+    }
+    return reader->Finish();
+  }
+  grpc::Status cancel() {
+    context.TryCancel();
+    drain(*reader);
+    return reader->Finish();
+  }
+};
 
 // The order every stream must have: one started, output, one exit_code last.
 inline void expect_well_formed(const ExecTranscript& t) {

@@ -19,31 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 
-// A streaming Exec call held open by the test.
-struct OpenCall {
-  grpc::ClientContext context;
-  std::unique_ptr<grpc::ClientReader<v1::ExecResponse>> reader;
-
-  OpenCall(v1::SandboxExecService::Stub& stub, const v1::ExecRequest& request) {
-    context.set_deadline(std::chrono::system_clock::now() + 30s);
-    reader = stub.Exec(&context, request);
-  }
-  // Reads to the end: the stdout bytes and the exit message (if any), then the status.
-  grpc::Status finish(std::string& stdout_bytes, std::optional<v1::ExecResponse>& exit) {
-    v1::ExecResponse message;
-    while (reader->Read(&message)) {
-      if (message.has_exit_code()) exit = message;
-      if (message.event_case() == v1::ExecResponse::kStdout) stdout_bytes += message.stdout();
-    }
-    return reader->Finish();
-  }
-  grpc::Status cancel() {
-    context.TryCancel();
-    drain(*reader);
-    return reader->Finish();
-  }
-};
-
 class AgentReattachTest : public AgentExecTest {
  protected:
   void SetUp() override {}  // each test sets options_ first, then start()
@@ -87,6 +62,13 @@ class AgentReattachTest : public AgentExecTest {
     return response;
   }
 };
+
+// A command that never ends on its own and leaves a background child, under `exec_id`.
+v1::ExecRequest sleeper(const std::string& exec_id) {
+  v1::ExecRequest request = exec_request({"sh", "-c", "echo $$; sleep 300 & sleep 300"});
+  request.set_exec_id(exec_id);
+  return request;
+}
 
 v1::ExecRequest with_resume(v1::ExecRequest request, std::uint64_t out, std::uint64_t err = 0) {
   request.mutable_resume()->set_stdout_offset(out);
@@ -181,8 +163,7 @@ TEST_F(AgentReattachTest, ANewerCallTakesOverAndTheOlderOneEndsAborted) {
 TEST_F(AgentReattachTest, DetachedCommandIsKilledWhenTheGraceEndsAndReattachSeesThatExit) {
   options_.reattach_grace = 200ms;
   start();
-  v1::ExecRequest request = exec_request({"sh", "-c", "echo $$; sleep 300 & sleep 300"});
-  request.set_exec_id("grace-1");
+  const v1::ExecRequest request = sleeper("grace-1");
   OpenCall first(*stub_, request);
   const pid_t pid = read_started_pid(*first.reader);
   ASSERT_GT(pid, 0);
@@ -199,8 +180,7 @@ TEST_F(AgentReattachTest, DetachedCommandIsKilledWhenTheGraceEndsAndReattachSees
 
 TEST_F(AgentReattachTest, CancelKillsTheGroupAtOnceAndLaterReattachesGetItsExit) {
   start();
-  v1::ExecRequest request = exec_request({"sh", "-c", "echo $$; sleep 300 & sleep 300"});
-  request.set_exec_id("cancel-1");
+  const v1::ExecRequest request = sleeper("cancel-1");
   OpenCall call(*stub_, request);
   const pid_t pid = read_started_pid(*call.reader);
   ASSERT_GT(pid, 0);
@@ -322,8 +302,7 @@ TEST_F(AgentReattachTest, ResumeOfAnUnknownIdIsNotFoundAndRunsNothing) {
 
 TEST_F(AgentReattachTest, ShutdownKillsDetachedCommandsWithoutWaitingForTheGrace) {
   start();
-  v1::ExecRequest request = exec_request({"sh", "-c", "echo $$; sleep 300 & sleep 300"});
-  request.set_exec_id("shutdown-1");
+  const v1::ExecRequest request = sleeper("shutdown-1");
   OpenCall call(*stub_, request);
   const pid_t pid = read_started_pid(*call.reader);
   call.cancel();

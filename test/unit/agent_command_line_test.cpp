@@ -54,6 +54,52 @@ TEST(AgentCommandLineTest, ReattachFlagsTakeDurationsAndByteCounts) {
               HasSubstr("--resume-buffer: expected a positive byte count"));
 }
 
+TEST(AgentCommandLineTest, LimitFlagsDefaultToTheDocumentedValues) {
+  using namespace std::chrono_literals;
+  const AgentOptions options = parse({"--listen", "x:1", "--allow-unauthenticated"}).options;
+  EXPECT_EQ(options.max_output_bytes, std::uint64_t{8} << 30);
+  EXPECT_EQ(options.max_concurrent, 64u);
+  EXPECT_EQ(options.max_timeout, 1h);
+}
+
+TEST(AgentCommandLineTest, LimitFlagsTakeByteCountsCountsAndDurations) {
+  using namespace std::chrono_literals;
+  const AgentOptions options =
+      parse({"--listen", "x:1", "--allow-unauthenticated", "--max-output-bytes", "1M",
+             "--max-concurrent=3", "--max-timeout", "200ms"})
+          .options;
+  EXPECT_EQ(options.max_output_bytes, 1u << 20);
+  EXPECT_EQ(options.max_concurrent, 3u);
+  EXPECT_EQ(options.max_timeout, 200ms);
+}
+
+TEST(AgentCommandLineTest, LimitFlagsRefuseZeroAndGarbageNamingTheFlag) {
+  auto error_with = [](std::string_view flag, std::string_view value) {
+    return error_of({"--listen", "x:1", "--allow-unauthenticated", flag, value});
+  };
+  EXPECT_THAT(error_with("--max-output-bytes", "0"),
+              HasSubstr("--max-output-bytes: expected a positive byte count"));
+  EXPECT_THAT(error_with("--max-output-bytes", "lots"),
+              HasSubstr("--max-output-bytes: expected a positive byte count"));
+  EXPECT_THAT(error_with("--max-concurrent", "0"),
+              HasSubstr("--max-concurrent: expected a positive whole number, got '0'"));
+  EXPECT_THAT(error_with("--max-concurrent", "-1"),
+              HasSubstr("--max-concurrent: expected a positive whole number"));
+  EXPECT_THAT(error_with("--max-concurrent", "8x"),
+              HasSubstr("--max-concurrent: expected a positive whole number"));
+  EXPECT_THAT(error_with("--max-timeout", "0"),
+              HasSubstr("--max-timeout: expected a positive duration"));
+  EXPECT_THAT(error_with("--max-timeout", "forever"),
+              HasSubstr("--max-timeout: expected a positive duration"));
+}
+
+TEST(AgentCommandLineTest, HelpDescribesTheLimitFlags) {
+  const std::string text = usage();
+  EXPECT_THAT(text, HasSubstr("--max-output-bytes BYTES"));
+  EXPECT_THAT(text, HasSubstr("--max-concurrent N"));
+  EXPECT_THAT(text, HasSubstr("--max-timeout DURATION"));
+}
+
 TEST(AgentCommandLineTest, ReadsAndTrimsTheTokenFile) {
   sandbox::test::TempDir dir;
   const std::string path = (dir.path() / "token").string();
