@@ -25,6 +25,11 @@ bool CallBase::prepare(OutputUse use, std::error_code& error, std::string& messa
     return false;
   }
   build_request(core_->config(), command_, use, request_);
+  if (auto size = validate_size(request_); !size) {
+    error = size.error;
+    message = std::move(size.message);
+    return false;
+  }
   sequence_.info().exec_id = request_.exec_id();
   return true;
 }

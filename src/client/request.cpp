@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "common/request_limits.hpp"
 #include "common/uuid.hpp"
 #include "sandbox/error.hpp"
 
@@ -63,6 +64,12 @@ void build_request(const RemoteRunnerConfig& config, const Command& cmd, OutputU
   out.set_timeout_ms(static_cast<std::uint64_t>(cmd.timeout.count()));
   const std::uint64_t default_cap = use == OutputUse::collect ? config.max_output_bytes : 0;
   out.set_max_output_bytes(cmd.max_output_bytes.value_or(default_cap));
+}
+
+Validation validate_size(const v1::ExecRequest& request) {
+  std::string violation = request_size_violation(request);
+  if (violation.empty()) return {};
+  return invalid(std::move(violation));
 }
 
 std::optional<std::chrono::milliseconds> rpc_timeout(const RemoteRunnerConfig& config,

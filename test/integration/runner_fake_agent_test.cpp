@@ -70,6 +70,23 @@ TEST(RunnerFakeAgentTest, SecretReferenceReachesTheAgentUnresolved) {
   EXPECT_EQ(agent.calls().at(0).request.env().at("DB_PASSWORD"), "secret://db/password");
 }
 
+TEST(RunnerFakeAgentTest, OversizedRequestFailsBeforeAnyRpcCountingTheRunnersEnv) {
+  FakeAgent agent(replying("", "", 0));
+  asio::io_context io;
+  RemoteRunnerConfig config = runner_config(agent);
+  for (int i = 0; i < 1000; ++i) config.env["RUNNER_" + std::to_string(i)] = "x";
+  RemoteRunner runner(io.get_executor(), config);
+  Command cmd{"true"};
+  for (int i = 0; i < 25; ++i) cmd.env["CALL_" + std::to_string(i)] = "y";
+  auto [ec, result] = run_bounded(io, runner.exec(cmd, as_tuple(asio::use_awaitable)));
+  EXPECT_EQ(ec, errc::invalid_argument);
+  EXPECT_EQ(result.error_message, "env: 1025 entries, at most 1024");
+  auto stream = runner.stream(cmd);
+  auto [stream_ec, chunk] = run_bounded(io, stream.next(as_tuple(asio::use_awaitable)));
+  EXPECT_EQ(stream_ec, errc::invalid_argument);
+  EXPECT_TRUE(agent.calls().empty()) << "an oversized request reached the agent";
+}
+
 TEST(RunnerFakeAgentTest, GeneratesAUuidExecIdWhenNoneIsGiven) {
   FakeAgent agent(replying("", "", 0));
   asio::io_context io;

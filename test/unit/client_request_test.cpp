@@ -18,6 +18,31 @@ TEST(ClientRequestTest, EmptyArgvIsInvalidAndNamesTheField) {
   EXPECT_NE(result.message.find("argv"), std::string::npos) << result.message;
 }
 
+TEST(ClientRequestTest, SizeLimitsAcceptTheLimitAndNameTheFieldPastIt) {
+  v1::ExecRequest request;
+  for (int i = 0; i < 4096; ++i) request.add_command("a");
+  EXPECT_TRUE(validate_size(request)) << validate_size(request).message;
+  request.add_command("b");
+  auto argv = validate_size(request);
+  EXPECT_EQ(argv.error, errc::invalid_argument);
+  EXPECT_EQ(argv.message, "command: 4097 arguments, at most 4096");
+
+  v1::ExecRequest env;
+  env.add_command("env");
+  (*env.mutable_env())["BIG"] = std::string((1u << 20) - 3, 'v');
+  EXPECT_TRUE(validate_size(env)) << validate_size(env).message;
+  (*env.mutable_env())["BIG"].push_back('v');
+  auto env_size = validate_size(env);
+  EXPECT_EQ(env_size.message, "env: 1048577 bytes in total (names and values), at most 1048576");
+
+  v1::ExecRequest input;
+  input.add_command("cat");
+  input.set_stdin(std::string(4u << 20, 's'));
+  EXPECT_TRUE(validate_size(input));
+  input.mutable_stdin()->push_back('s');
+  EXPECT_EQ(validate_size(input).message, "stdin: 4194305 bytes, at most 4194304");
+}
+
 TEST(ClientRequestTest, EmptyProgramNameIsInvalid) {
   EXPECT_EQ(validate(Command{""}).error, errc::invalid_argument);
 }

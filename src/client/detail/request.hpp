@@ -35,6 +35,11 @@ enum class OutputUse {
 void build_request(const RemoteRunnerConfig& config, const Command& cmd, OutputUse use,
                    v1::ExecRequest& out);
 
+/// Checks the request built from a command (runner defaults merged) against the size limits
+/// every agent enforces (argv, env, stdin; docs/behavior.md section 2), so an oversized
+/// request fails here, before any I/O, with the agent's own wording.
+Validation validate_size(const v1::ExecRequest& request);
+
 /// The RPC deadline relative to the call's start: the call's own deadline, else the command
 /// timeout plus the runner's grace, else the runner's default; nullopt for none.
 std::optional<std::chrono::milliseconds> rpc_timeout(const RemoteRunnerConfig& config,
