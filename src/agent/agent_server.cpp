@@ -20,6 +20,7 @@
 #include "agent/execution.hpp"
 #include "agent/log.hpp"
 #include "agent/request_validation.hpp"
+#include "agent/secret_store.hpp"
 #include "common/uuid.hpp"
 #include "sandbox/v1/sandbox_exec.grpc.pb.h"
 
@@ -77,7 +78,9 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
                                                    const v1::ExecRequest* request) override {
     grpc::Status status = authorize(*context);
     LaunchSpec spec;
-    if (status.ok()) status = validate_exec_request(*request, workspace, spec);
+    if (status.ok()) {
+      status = validate_exec_request(*request, workspace, spec, secrets ? &*secrets : nullptr);
+    }
     if (!status.ok()) return refuse(*context, std::move(status));
 
     // Only an id the client chose can be reattached: nobody else knows an assigned one.
@@ -174,6 +177,7 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
 
   const AgentOptions options;
   fs::path workspace;
+  std::optional<SecretStore> secrets;  // none without options.secrets_dir
   std::string address;
 
   asio::io_context io;
@@ -221,6 +225,7 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   if (ec || !fs::is_directory(impl.workspace, ec)) {
     throw std::runtime_error("workspace: '" + root.string() + "' is not an existing directory");
   }
+  if (!opts.secrets_dir.empty()) impl.secrets.emplace(opts.secrets_dir);
 
   // A process-lifetime reference to the gRPC library, never released: when ~Server drops
   // the last one, grpc 1.51 shuts the library down synchronously and joins an executor thread
@@ -267,6 +272,7 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
        {"auth", opts.token.empty() ? "none" : "bearer"},
        {"sandbox_id", impl.settings->sandbox_id},
        {"workspace", impl.workspace.string()},
+       {"secrets_dir", impl.secrets ? impl.secrets->directory().string() : "none"},
        {"effective_profile", "none"},
        {"reattach_grace_ms", std::to_string(opts.reattach_grace.count())},
        {"resume_retention_ms", std::to_string(opts.resume_retention.count())},

@@ -36,6 +36,10 @@ struct AgentOptions {
   /// A request's `timeout_ms` is clamped to this, and 0 there means this: no command runs
   /// longer. Positive, at most 366 days.
   std::chrono::milliseconds max_timeout{std::chrono::hours(1)};
+  /// The secret store: `secret://NAME` in an env value is the file NAME below this directory
+  /// (docs/behavior.md §11), and its value is redacted from that exec's output. Empty = no
+  /// store: every reference is refused. Must be an existing directory.
+  std::filesystem::path secrets_dir;
 };
 
 /// A running agent: serves SandboxExecService (Exec, Cancel) on `options.listen`.

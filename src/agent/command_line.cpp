@@ -1,6 +1,7 @@
 #include "agent/command_line.hpp"
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -72,7 +73,7 @@ std::string usage() {
          "                     [--workspace DIR] [--sandbox-id ID] [--reattach-grace DURATION]\n"
          "                     [--resume-retention DURATION] [--resume-buffer BYTES]\n"
          "                     [--max-output-bytes BYTES] [--max-concurrent N]\n"
-         "                     [--max-timeout DURATION]\n"
+         "                     [--max-timeout DURATION] [--secrets-dir DIR]\n"
          "       sandbox-agent --help | --version\n"
          "\n"
          "Serves sandbox.v1.SandboxExecService (Exec, Cancel). Commands run unconfined\n"
@@ -98,6 +99,10 @@ std::string usage() {
          "                             with RESOURCE_EXHAUSTED, reattaches never (default 64)\n"
          "  --max-timeout DURATION     longest command timeout; a request's timeout_ms is\n"
          "                             clamped to it, 0 there means this (default 1h)\n"
+         "  --secrets-dir DIR          secret store: an env value secret://NAME is the file\n"
+         "                             DIR/NAME (one trailing newline stripped, at most\n"
+         "                             64 KiB, no symlinks), redacted from the output as\n"
+         "                             [REDACTED] (default: none, references are refused)\n"
          "  --help                     print this help\n"
          "  --version                  print the version\n"
          "\n"
@@ -155,6 +160,16 @@ CommandLine parse_command_line(std::span<const std::string_view> args) {
       result.options.max_output_bytes = byte_count_flag(flag, value());
     } else if (flag == "--max-concurrent") {
       result.options.max_concurrent = count_flag(flag, value());
+    } else if (flag == "--secrets-dir") {
+      result.options.secrets_dir = value();
+      if (result.options.secrets_dir.empty()) {
+        throw CommandLineError("--secrets-dir: must not be empty");
+      }
+      std::error_code ec;
+      if (!std::filesystem::is_directory(result.options.secrets_dir, ec)) {
+        throw CommandLineError("--secrets-dir: '" + result.options.secrets_dir.string() +
+                               "' is not an existing directory");
+      }
     } else if (flag == "--max-timeout") {
       result.options.max_timeout = positive_duration_flag(flag, value());
     } else {

@@ -27,9 +27,9 @@ class CommandLineError : public std::runtime_error {
 /// `--listen ADDR [--token-file FILE] [--allow-unauthenticated] [--workspace DIR]
 /// [--sandbox-id ID] [--reattach-grace DURATION] [--resume-retention DURATION]
 /// [--resume-buffer BYTES] [--max-output-bytes BYTES] [--max-concurrent N]
-/// [--max-timeout DURATION]`, `--help`, `--version`; `--flag=value` also works. Reads the token
-/// file (surrounding whitespace trimmed). Requires --listen, and --token-file or
-/// --allow-unauthenticated.
+/// [--max-timeout DURATION] [--secrets-dir DIR]`, `--help`, `--version`; `--flag=value` also works.
+/// Reads the token file (surrounding whitespace trimmed). Requires --listen, and --token-file or
+/// --allow-unauthenticated. --secrets-dir must name an existing directory.
 /// @throws CommandLineError naming the offending flag.
 CommandLine parse_command_line(std::span<const std::string_view> args);
 

@@ -59,7 +59,12 @@ Execution::Execution(const ExecSettings& settings, ExecRegistry& registry, std::
       drain_timer_(strand_),
       grace_timer_(strand_),
       retention_timer_(strand_),
-      stdin_bytes_(request.stdin()) {}
+      stdin_bytes_(request.stdin()) {
+  // One redactor per stream: a secret split across two reads of one pipe is still found;
+  // the other stream's bytes never complete it.
+  stdout_.redactor = Redactor(spec_.secrets);
+  stderr_.redactor = Redactor(spec_.secrets);
+}
 
 Execution::~Execution() = default;
 
@@ -261,6 +266,7 @@ void Execution::spawn() {
   std::variant<ChildProcess, SpawnFailure> spawned;
   try {
     spawned = spawn_process(spec_);
+    spec_.workdir_fd = UniqueFd();  // the child has its cwd: no descriptor held for the exec
   } catch (const std::system_error& error) {
     log("error", "exec.spawn_failed", {{"exec_id", exec_id_}, {"error", error.what()}});
     reaped_ = true;
@@ -338,18 +344,42 @@ void Execution::start_read(OutputStream stream) {
 void Execution::on_read(OutputStream stream, const asio::error_code& ec, std::size_t n) {
   OutputPipe& p = pipe(stream);
   p.reading = false;
-  if (n > 0 && !aborted_) {
-    log_.append(stream, p.buffer.get(), n);
-    update_backpressure();  // may pause this pipe, or restart its read
-    pump();
-  }
+  if (n > 0 && !aborted_) append_output(stream, std::string_view(p.buffer.get(), n));
   if (ec) {
-    asio::error_code ignored;
-    p.fd.close(ignored);  // EOF, or closed by the drain timer
+    close_pipe(stream);  // EOF, or closed by the drain timer
     maybe_ended();
   } else if (!p.paused && !p.reading) {
     start_read(stream);
   }
+}
+
+// The log (and so the client, a resume, the cap and the totals) only ever sees the output
+// redacted.
+void Execution::append_output(OutputStream stream, std::string_view data) {
+  OutputPipe& p = pipe(stream);
+  std::string_view out = data;
+  if (p.redactor.active()) {
+    redacted_.clear();
+    p.redactor.feed(data, redacted_);
+    out = redacted_;
+  }
+  if (out.empty()) return;  // all held: the start of what may be a secret
+  log_.append(stream, out.data(), out.size());
+  update_backpressure();  // may pause this pipe, or restart its read
+  pump();
+}
+
+// Closes the pipe (idempotent) and releases what its redactor still held: at EOF a held
+// prefix is no secret.
+void Execution::close_pipe(OutputStream stream) {
+  OutputPipe& p = pipe(stream);
+  asio::error_code ignored;
+  p.fd.close(ignored);
+  if (p.redactor.held() == 0) return;
+  redacted_.clear();
+  p.redactor.finish(redacted_);
+  if (!aborted_) log_.append(stream, redacted_.data(), redacted_.size());
+  pump();
 }
 
 void Execution::on_child_exit() {
@@ -372,9 +402,8 @@ void Execution::on_child_exit() {
     drain_timer_.expires_after(settings_.kill_grace);
     drain_timer_.async_wait([this, self = shared_from_this()](const asio::error_code& ec) {
       if (ec) return;
-      asio::error_code ignored_close;
-      stdout_.fd.close(ignored_close);
-      stderr_.fd.close(ignored_close);
+      close_pipe(OutputStream::out);
+      close_pipe(OutputStream::err);
       maybe_ended();
     });
   }

@@ -17,9 +17,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "agent/output_log.hpp"
 #include "agent/process.hpp"
+#include "agent/redactor.hpp"
 #include "sandbox/v1/sandbox_exec.pb.h"
 
 namespace sandbox::agent {
@@ -105,6 +107,7 @@ class Execution final : public std::enable_shared_from_this<Execution> {
     std::unique_ptr<char[]> buffer;
     bool reading = false;  // a read is in flight
     bool paused = false;   // not reading while the attached call lags too far behind
+    Redactor redactor;     // this exec's secrets, out of what the log stores
   };
 
   // All strand-only.
@@ -112,6 +115,8 @@ class Execution final : public std::enable_shared_from_this<Execution> {
   void begin_io();
   void start_read(OutputStream stream);
   void on_read(OutputStream stream, const asio::error_code& ec, std::size_t n);
+  void append_output(OutputStream stream, std::string_view data);
+  void close_pipe(OutputStream stream);
   void on_child_exit();
   void begin_kill(int signal);
   void maybe_ended();
@@ -132,7 +137,7 @@ class Execution final : public std::enable_shared_from_this<Execution> {
   const std::string exec_id_;
   const bool reattachable_;
   const std::string fingerprint_;
-  const LaunchSpec spec_;
+  LaunchSpec spec_;  // its workdir_fd is closed once the command started
   const std::chrono::milliseconds timeout_;  // the request's, clamped to the agent's
   std::atomic<bool> ended_{false};
 
@@ -148,6 +153,7 @@ class Execution final : public std::enable_shared_from_this<Execution> {
   asio::steady_timer grace_timer_;      // detached and running: kill when it fires
   asio::steady_timer retention_timer_;  // ended and detached: forget when it fires
   std::string stdin_bytes_;
+  std::string redacted_;  // scratch: one read's output after redaction
   pid_t pid_ = -1;
   std::chrono::steady_clock::time_point started_at_;
   std::chrono::steady_clock::time_point ended_at_;

@@ -132,8 +132,13 @@ std::variant<ChildProcess, SpawnFailure> spawn_process(const LaunchSpec& spec) {
   posix_spawn_file_actions_adddup2(&sa.actions, in.read.get(), STDIN_FILENO);
   posix_spawn_file_actions_adddup2(&sa.actions, out.write.get(), STDOUT_FILENO);
   posix_spawn_file_actions_adddup2(&sa.actions, err.write.get(), STDERR_FILENO);
+  // Before closefrom(3), which closes the workdir's descriptor too.
+  if (spec.workdir_fd) {
+    posix_spawn_file_actions_addfchdir_np(&sa.actions, spec.workdir_fd.get());
+  } else {
+    posix_spawn_file_actions_addchdir_np(&sa.actions, spec.workdir.c_str());
+  }
   posix_spawn_file_actions_addclosefrom_np(&sa.actions, 3);
-  posix_spawn_file_actions_addchdir_np(&sa.actions, spec.workdir.c_str());
 
   // Own process group (pgid = pid) so the whole tree can be signalled at once; default
   // dispositions because the agent ignores SIGPIPE and a child must not inherit that.

@@ -36,6 +36,12 @@ struct LaunchSpec {
   std::vector<std::string> argv;  ///< non-empty, argv[0] non-empty, no NUL bytes
   std::vector<std::string> env;   ///< the child's whole environment, "KEY=VALUE"
   std::filesystem::path workdir;  ///< absolute, existing directory
+  /// `workdir` held open (O_PATH): the child fchdir()s to it, so a rename or a new symlink
+  /// between validation and spawn cannot move the command elsewhere. Unset: chdir by path.
+  UniqueFd workdir_fd;
+  /// The resolved values of the `secret://` references in `env`: redacted from the output.
+  /// Never logged. Not used to start the command.
+  std::vector<std::string> secrets;
 };
 
 /// A started command. It leads its own process group (pgid == pid); the descriptors are the

@@ -7,6 +7,10 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
+
+#include "agent/workdir.hpp"
+#include "common/request_limits.hpp"
 
 namespace sandbox::agent {
 namespace {
@@ -15,14 +19,6 @@ namespace fs = std::filesystem;
 
 constexpr std::string_view kSecretScheme = "secret://";
 constexpr std::size_t kMaxExecIdLength = 36;
-
-// "command: 5000 arguments, at most 4096": the field, what was found, the rule's limit.
-grpc::Status over_limit(std::string_view field, std::size_t found, std::uint64_t limit,
-                        std::string_view unit) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                      std::string(field) + ": " + std::to_string(found) + " " + std::string(unit) +
-                          ", at most " + std::to_string(limit));
-}
 
 grpc::Status invalid(std::string message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
@@ -34,23 +30,8 @@ grpc::Status unsupported(std::string message) {
 
 bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
-// True when `path` is `root` or below it; both absolute and normalised.
-bool is_within(const fs::path& path, const fs::path& root) {
-  auto [root_end, path_it] = std::mismatch(root.begin(), root.end(), path.begin(), path.end());
-  // A trailing empty component ("/ws/") matches anything below it.
-  return root_end == root.end() || (std::next(root_end) == root.end() && root_end->empty());
-}
-
 grpc::Status check_command(const v1::ExecRequest& request) {
   if (request.command().empty()) return invalid("command: must not be empty");
-  if (static_cast<std::size_t>(request.command_size()) > kMaxArgvEntries) {
-    return over_limit("command", request.command_size(), kMaxArgvEntries, "arguments");
-  }
-  std::size_t argv_bytes = 0;
-  for (const std::string& arg : request.command()) argv_bytes += arg.size();
-  if (argv_bytes > kMaxArgvBytes) {
-    return over_limit("command", argv_bytes, kMaxArgvBytes, "bytes in total");
-  }
   if (request.command(0).empty()) return invalid("command[0]: must not be empty");
   for (int i = 0; i < request.command_size(); ++i) {
     if (has_nul(request.command(i))) {
@@ -60,16 +41,7 @@ grpc::Status check_command(const v1::ExecRequest& request) {
   return grpc::Status::OK;
 }
 
-grpc::Status check_env(const v1::ExecRequest& request) {
-  if (request.env().size() > kMaxEnvEntries) {
-    return over_limit("env", request.env().size(), kMaxEnvEntries, "entries");
-  }
-  // Sizes only: a message never carries a value (it may be a secret).
-  std::size_t env_bytes = 0;
-  for (const auto& [key, value] : request.env()) env_bytes += key.size() + value.size();
-  if (env_bytes > kMaxEnvBytes) {
-    return over_limit("env", env_bytes, kMaxEnvBytes, "bytes in total (names and values)");
-  }
+grpc::Status check_env(const v1::ExecRequest& request, const SecretStore* secrets) {
   // Sorted so that the first error reported does not depend on map iteration order.
   const std::map<std::string_view, std::string_view> env(request.env().begin(),
                                                          request.env().end());
@@ -80,7 +52,7 @@ grpc::Status check_env(const v1::ExecRequest& request) {
       return invalid("env[" + std::string(key) + "]: key must not contain '='");
     }
     if (has_nul(value)) return invalid("env[" + std::string(key) + "]: value contains a NUL byte");
-    if (value.starts_with(kSecretScheme)) {
+    if (value.starts_with(kSecretScheme) && secrets == nullptr) {
       return invalid("env[" + std::string(key) +
                      "]: secret references need a secret store on the agent (not configured)");
     }
@@ -88,11 +60,42 @@ grpc::Status check_env(const v1::ExecRequest& request) {
   return grpc::Status::OK;
 }
 
-grpc::Status check_stdin(const v1::ExecRequest& request) {
-  if (request.stdin().size() > kMaxStdinBytes) {
-    return over_limit("stdin", request.stdin().size(), kMaxStdinBytes, "bytes");
+// Replaces every `secret://NAME` value of `env` by the secret and records it in `resolved`.
+// Keys in sorted order (`env` is a std::map), so the first error does not depend on the
+// request's map order. Messages name the key and the reference, never a value.
+grpc::Status resolve_secrets(std::map<std::string, std::string>& env,
+                             const v1::ExecRequest& request, const SecretStore& secrets,
+                             std::vector<std::string>& resolved) {
+  resolved.clear();
+  for (auto& [key, value] : env) {
+    const auto requested = request.env().find(key);
+    if (requested == request.env().end() || !value.starts_with(kSecretScheme)) continue;
+    const std::string name = value.substr(kSecretScheme.size());
+    std::string secret;
+    const SecretStore::Lookup result = secrets.lookup(name, secret);
+    if (result != SecretStore::Lookup::found) {
+      return invalid("env[" + key + "]: " + lookup_failure_message(name, result));
+    }
+    value = secret;
+    resolved.push_back(std::move(secret));
+  }
+  // The resolved environment is bounded like the request's (sizes only in the message).
+  std::size_t env_bytes = 0;
+  for (const auto& [key, value] : env) {
+    if (request.env().contains(key)) env_bytes += key.size() + value.size();
+  }
+  if (env_bytes > kMaxEnvBytes) {
+    return invalid("env: " + std::to_string(env_bytes) +
+                   " bytes in total with secrets resolved (names and values), at most " +
+                   std::to_string(kMaxEnvBytes));
   }
   return grpc::Status::OK;
+}
+
+// argv, env and stdin sizes: the limits and words the SDK checks too (common/).
+grpc::Status check_sizes(const v1::ExecRequest& request) {
+  std::string violation = request_size_violation(request);
+  return violation.empty() ? grpc::Status::OK : invalid(std::move(violation));
 }
 
 grpc::Status check_exec_id(const std::string& exec_id) {
@@ -128,26 +131,6 @@ grpc::Status check_confinement(const v1::ExecRequest& request) {
   return grpc::Status::OK;
 }
 
-grpc::Status resolve_workdir(const std::string& workdir, const fs::path& workspace,
-                             fs::path& resolved) {
-  if (workdir.empty()) {
-    resolved = workspace;
-    return grpc::Status::OK;
-  }
-  if (has_nul(workdir)) return invalid("workdir: contains a NUL byte");
-  const fs::path lexical = (workspace / workdir).lexically_normal();
-  if (!is_within(lexical, workspace)) return invalid("workdir: must be inside the workspace");
-  std::error_code ec;
-  const fs::path real = fs::canonical(lexical, ec);
-  if (ec) return invalid("workdir: does not exist");
-  if (!is_within(real, workspace)) {
-    return invalid("workdir: resolves outside the workspace (through a symlink)");
-  }
-  if (!fs::is_directory(real, ec)) return invalid("workdir: is not a directory");
-  resolved = real;
-  return grpc::Status::OK;
-}
-
 }  // namespace
 
 grpc::Status validate_cancel_request(const v1::CancelRequest& request) {
@@ -161,12 +144,13 @@ grpc::Status validate_cancel_request(const v1::CancelRequest& request) {
 }
 
 grpc::Status validate_exec_request(const v1::ExecRequest& request, const fs::path& workspace,
-                                   LaunchSpec& spec) {
-  for (grpc::Status status : {check_command(request), check_env(request), check_stdin(request),
-                              check_exec_id(request.exec_id()), check_confinement(request)}) {
+                                   LaunchSpec& spec, const SecretStore* secrets) {
+  for (grpc::Status status :
+       {check_command(request), check_env(request, secrets), check_sizes(request),
+        check_exec_id(request.exec_id()), check_confinement(request)}) {
     if (!status.ok()) return status;
   }
-  fs::path workdir;
+  ResolvedWorkdir workdir;
   if (grpc::Status status = resolve_workdir(request.workdir(), workspace, workdir); !status.ok()) {
     return status;
   }
@@ -177,12 +161,19 @@ grpc::Status validate_exec_request(const v1::ExecRequest& request, const fs::pat
       {"LANG", "C.UTF-8"},
   };
   for (const auto& [key, value] : request.env()) env[key] = value;
+  spec.secrets.clear();
+  if (secrets != nullptr) {
+    if (grpc::Status status = resolve_secrets(env, request, *secrets, spec.secrets); !status.ok()) {
+      return status;
+    }
+  }
 
   spec.argv.assign(request.command().begin(), request.command().end());
   spec.env.clear();
   spec.env.reserve(env.size());
   for (const auto& [key, value] : env) spec.env.push_back(key + "=" + value);
-  spec.workdir = std::move(workdir);
+  spec.workdir = std::move(workdir.path);
+  spec.workdir_fd = std::move(workdir.fd);
   return grpc::Status::OK;
 }
 

@@ -117,8 +117,11 @@ TEST_F(AgentReattachTest, ResumedChunksCarryTheirStreamOffsets) {
   EXPECT_EQ(rest.stdout_bytes, "456789");
   EXPECT_EQ(rest.stderr_bytes, "f");
   for (const v1::ExecResponse& message : rest.messages) {
-    if (message.has_stdout()) EXPECT_EQ(message.offset(), 4u);
-    if (message.has_stderr()) EXPECT_EQ(message.offset(), 5u);
+    if (message.has_stdout()) {
+      EXPECT_EQ(message.offset(), 4u);
+    } else if (message.has_stderr()) {
+      EXPECT_EQ(message.offset(), 5u);
+    }
   }
   ASSERT_NE(rest.exit(), nullptr);
   EXPECT_EQ(rest.exit()->exit().stdout_bytes(), 10u);

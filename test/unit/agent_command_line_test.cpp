@@ -135,5 +135,29 @@ TEST(AgentCommandLineTest, HelpAndVersionNeedNothingElse) {
   EXPECT_EQ(parse({"--version"}).action, CommandLine::Action::version);
 }
 
+TEST(AgentCommandLineTest, SecretsDirNamesAnExistingDirectory) {
+  sandbox::test::TempDir dir;
+  EXPECT_TRUE(parse({"--listen", "x:1", "--allow-unauthenticated"}).options.secrets_dir.empty());
+  EXPECT_EQ(
+      parse({"--listen", "x:1", "--allow-unauthenticated", "--secrets-dir", dir.path().string()})
+          .options.secrets_dir,
+      dir.path());
+  const std::string inline_flag = "--secrets-dir=" + dir.path().string();
+  EXPECT_EQ(parse({"--listen", "x:1", "--allow-unauthenticated", inline_flag}).options.secrets_dir,
+            dir.path());
+  EXPECT_EQ(error_of({"--listen", "x:1", "--allow-unauthenticated", "--secrets-dir"}),
+            "--secrets-dir: needs a value");
+  EXPECT_EQ(error_of({"--listen", "x:1", "--allow-unauthenticated", "--secrets-dir="}),
+            "--secrets-dir: must not be empty");
+  const std::string missing = (dir.path() / "missing").string();
+  EXPECT_EQ(error_of({"--listen", "x:1", "--allow-unauthenticated", "--secrets-dir", missing}),
+            "--secrets-dir: '" + missing + "' is not an existing directory");
+  std::ofstream(dir.path() / "file") << "x";
+  EXPECT_THAT(error_of({"--listen", "x:1", "--allow-unauthenticated", "--secrets-dir",
+                        (dir.path() / "file").string()}),
+              HasSubstr("--secrets-dir: "));
+  EXPECT_THAT(usage(), HasSubstr("--secrets-dir DIR"));
+}
+
 }  // namespace
 }  // namespace sandbox::agent

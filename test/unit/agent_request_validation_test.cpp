@@ -185,5 +185,38 @@ TEST(CancelRequestValidationTest, NeedsAWellFormedExecIdAndAKnownSignal) {
               HasSubstr("signal: unknown value 7"));
 }
 
+TEST_F(AgentRequestValidationTest, SecretReferencesResolveFromTheStore) {
+  fs::create_directories(dir_.path() / "secrets" / "db");
+  std::ofstream(dir_.path() / "secrets" / "db" / "password") << "s3cr3t-value\n";
+  const SecretStore store(dir_.path() / "secrets");
+  (*request_.mutable_env())["DB_PASSWORD"] = "secret://db/password";
+  (*request_.mutable_env())["PLAIN"] = "not-a-secret";
+  ASSERT_TRUE(validate_exec_request(request_, workspace_, spec_, &store).ok());
+  EXPECT_THAT(spec_.env, Contains("DB_PASSWORD=s3cr3t-value"));
+  EXPECT_THAT(spec_.env, Contains("PLAIN=not-a-secret"));
+  EXPECT_EQ(spec_.secrets, std::vector<std::string>{"s3cr3t-value"});
+
+  (*request_.mutable_env())["OTHER"] = "secret://db/missing";
+  const grpc::Status status = validate_exec_request(request_, workspace_, spec_, &store);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "env[OTHER]: secret 'db/missing' not found in the agent's secret store");
+}
+
+TEST_F(AgentRequestValidationTest, ResolvedEnvironmentIsBoundedToo) {
+  fs::create_directories(dir_.path() / "secrets");
+  std::ofstream(dir_.path() / "secrets" / "big") << std::string(kMaxSecretBytes, 'x');
+  const SecretStore store(dir_.path() / "secrets");
+  for (int i = 0; i < 17; ++i) {
+    (*request_.mutable_env())["K" + std::to_string(i)] = "secret://big";
+  }
+  const grpc::Status status = validate_exec_request(request_, workspace_, spec_, &store);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("bytes in total with secrets resolved (names and values), at most "
+                        "1048576"));
+  EXPECT_THAT(status.error_message(), Not(HasSubstr("xxxx")));
+}
+
 }  // namespace
 }  // namespace sandbox::agent
