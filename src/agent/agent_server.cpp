@@ -2,6 +2,7 @@
 
 #include <grpc/grpc.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 #include <unistd.h>
 
 #include <asio/executor_work_guard.hpp>
@@ -32,6 +33,7 @@ namespace fs = std::filesystem;
 // Process I/O is light (pipe reads, timers); two threads keep one slow handler from
 // delaying every other exec, on the two cores this agent is sized for.
 constexpr int kIoThreads = 2;
+constexpr const char* kServiceName = "sandbox.v1.SandboxExecService";
 // Far beyond any sane command, and far from overflowing the steady clock's arithmetic.
 constexpr std::chrono::milliseconds kMaxTimeout = std::chrono::hours(366 * 24);
 
@@ -159,6 +161,8 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
   void shutdown() {
     std::call_once(shutdown_once, [this] {
       log("info", "agent.shutdown", {{"address", address}});
+      // Health checks see NOT_SERVING first, so a balancer stops sending new calls.
+      if (server) server->GetHealthCheckService()->Shutdown();
       registry.close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "agent is shutting down"));
       // Cancels whatever is still in flight and waits for the calls to end.
       if (server) server->Shutdown(std::chrono::system_clock::now());
@@ -258,7 +262,13 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   // oversized field is named by validation instead of a bare RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
   builder.RegisterService(&impl);
+  // grpc.health.v1.Health for load balancers and orchestrators: "" and the service's own
+  // name report SERVING until shutdown begins.
+  grpc::EnableDefaultHealthCheckService(true);
   impl.server = builder.BuildAndStart();
+  if (impl.server && port != 0) {
+    impl.server->GetHealthCheckService()->SetServingStatus(kServiceName, true);
+  }
   if (!impl.server || port == 0) {
     impl.server.reset();
     impl.work.reset();

@@ -3,9 +3,11 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <grpcpp/generic/generic_stub.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <thread>
 
@@ -344,6 +346,47 @@ TEST_F(AgentExecTest, ShutdownCancelsRunningExecsAndKillsTheirGroups) {
   drain(*reader);
   EXPECT_FALSE(reader->Finish().ok());
   server_->shutdown();  // idempotent
+}
+
+// grpc.health.v1.Health/Check by hand (no health.proto ships with Debian's grpc++):
+// HealthCheckRequest{service} is field 1, HealthCheckResponse{status} is field 1 (1 = SERVING).
+grpc::Status health_check(const std::string& address, const std::string& service,
+                          std::string& response_bytes) {
+  grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  std::string request;
+  if (!service.empty()) {
+    request.push_back('\x0a');
+    request.push_back(static_cast<char>(service.size()));
+    request += service;
+  }
+  grpc::Slice slice(request);
+  const grpc::ByteBuffer request_buffer(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + 10s);
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request_buffer,
+                 &response, [&done](grpc::Status status) { done.set_value(std::move(status)); });
+  grpc::Status status = done.get_future().get();
+  std::vector<grpc::Slice> slices;
+  response_bytes.clear();
+  if (status.ok() && response.Dump(&slices).ok()) {
+    for (const grpc::Slice& piece : slices) {
+      response_bytes.append(reinterpret_cast<const char*>(piece.begin()), piece.size());
+    }
+  }
+  return status;
+}
+
+TEST_F(AgentExecTest, HealthServiceReportsServingForTheAgentAndItsService) {
+  const std::string serving("\x08\x01", 2);
+  std::string response;
+  ASSERT_TRUE(health_check(server_->address(), "", response).ok());
+  EXPECT_EQ(response, serving);
+  ASSERT_TRUE(health_check(server_->address(), "sandbox.v1.SandboxExecService", response).ok());
+  EXPECT_EQ(response, serving);
+  EXPECT_EQ(health_check(server_->address(), "no.such.Service", response).error_code(),
+            grpc::StatusCode::NOT_FOUND);
 }
 
 class AgentAuthExecTest : public AgentExecTest {
