@@ -14,6 +14,7 @@
 
 #include "agent/request_validation.hpp"
 #include "integration/agent_exec_fixture.hpp"
+#include "support/fifo_gate.hpp"
 #include "support/process_watch.hpp"
 
 namespace sandbox::agent {
@@ -46,7 +47,7 @@ class AgentLimitsTest : public AgentExecTest {
   // A command that prints "ready" and then waits until the test writes a line to the
   // workspace fifo `gate` (opened read-write by the command, so neither side's open blocks).
   v1::ExecRequest gated_request(const std::string& gate, const std::string& exec_id) {
-    EXPECT_EQ(::mkfifo((workspace_ / gate).c_str(), 0600), 0) << std::strerror(errno);
+    gates_.emplace_back(workspace_, gate);
     v1::ExecRequest request = exec_request(
         {"sh", "-c", "exec 3<>" + gate + "; echo ready; read -r line <&3; echo \"$line\""});
     request.set_exec_id(exec_id);
@@ -64,6 +65,8 @@ class AgentLimitsTest : public AgentExecTest {
     EXPECT_EQ(::write(fd, "go\n", 3), 3);
     ::close(fd);
   }
+  std::vector<sandbox::test::FifoGate> gates_;
+
   // Reads a gated call to its end and expects the command's normal exit.
   void expect_gated_exit(OpenCall& call) {
     std::string out;

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "integration/agent_exec_fixture.hpp"
+#include "support/fifo_gate.hpp"
 #include "support/process_watch.hpp"
 
 namespace sandbox::agent {
@@ -26,23 +27,15 @@ class AgentReattachTest : public AgentExecTest {
   // A command that prints "first", waits until the test writes a line to the workspace's
   // fifo `gate`, echoes it, prints "second", and records each run in `runs`.
   v1::ExecRequest gated_request(const std::string& exec_id) {
-    if (!std::filesystem::exists(workspace_ / "gate")) {
-      EXPECT_EQ(::mkfifo((workspace_ / "gate").c_str(), 0600), 0);
-    }
+    if (!gate_) gate_.emplace(workspace_);
     v1::ExecRequest request =
         exec_request({"sh", "-c", "echo run >> runs; echo first; cat gate; echo second"});
     request.set_exec_id(exec_id);
     return request;
   }
-  // Opens the fifo for writing (blocks until the command reads it) and writes one line.
-  void open_gate() { std::ofstream(workspace_ / "gate") << "go\n"; }
-  int runs() {
-    std::ifstream file(workspace_ / "runs");
-    std::stringstream all;
-    all << file.rdbuf();
-    const std::string text = all.str();
-    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
-  }
+  void open_gate() { gate_->open(); }
+  int runs() { return sandbox::test::count_lines(workspace_ / "runs"); }
+  std::optional<sandbox::test::FifoGate> gate_;
 
   v1::CancelResponse cancel(const std::string& exec_id,
                             v1::CancelSignal signal = v1::CANCEL_SIGNAL_UNSPECIFIED,

@@ -13,6 +13,7 @@
 
 #include "agent/secret_store.hpp"
 #include "integration/agent_exec_fixture.hpp"
+#include "support/fifo_gate.hpp"
 
 namespace sandbox::agent {
 namespace {
@@ -84,8 +85,9 @@ class AgentSecretsTest : public AgentExecTest {
     std::ofstream(file, std::ios::binary) << content;
   }
   // A fifo `gate` in the workspace: the command blocks reading it until open_gate().
-  void make_gate() { ASSERT_EQ(::mkfifo((workspace_ / "gate").c_str(), 0600), 0); }
-  void open_gate() { std::ofstream(workspace_ / "gate") << "go\n"; }
+  void make_gate() { gate_.emplace(workspace_); }
+  void open_gate() { gate_->open(); }
+  std::optional<sandbox::test::FifoGate> gate_;
 
   // The exec must be refused before anything ran, naming the key, never a value.
   void expect_refused(const std::string& reference, const std::string& message) {

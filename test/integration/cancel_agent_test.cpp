@@ -21,6 +21,7 @@
 #include "fakes/io_harness.hpp"
 #include "sandbox/sandbox.hpp"
 #include "support/fault_proxy.hpp"
+#include "support/fifo_gate.hpp"
 #include "support/process_watch.hpp"
 #include "support/temp_dir.hpp"
 
@@ -49,19 +50,13 @@ class CancelAgentTest : public ::testing::Test {
   // Prints its pid, then "first"; waits for a line on the workspace fifo `gate`, echoes it,
   // prints "second"; appends to `runs` each time it runs.
   Command gated_command() {
-    EXPECT_EQ(::mkfifo((workspace_.path() / "gate").c_str(), 0600), 0);
+    gate_.emplace(workspace_.path());
     Command command{"sh", "-c", "echo run >> runs; echo $$; echo first; cat gate; echo second"};
     command.exec_id = random_uuid();
     return command;
   }
-  void open_gate() { std::ofstream(workspace_.path() / "gate") << "go\n"; }
-  int runs() {
-    std::ifstream file(workspace_.path() / "runs");
-    std::stringstream all;
-    all << file.rdbuf();
-    const std::string text = all.str();
-    return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
-  }
+  void open_gate() { gate_->open(); }
+  int runs() { return count_lines(workspace_.path() / "runs"); }
 
   // The next chunk, or a test failure naming what did not arrive.
   std::string next_data(ExecStream& stream) {
@@ -86,6 +81,7 @@ class CancelAgentTest : public ::testing::Test {
     }
   }
 
+  std::optional<FifoGate> gate_;
   TempDir sockets_;
   TempDir workspace_;
   std::unique_ptr<agent::AgentServer> agent_;
