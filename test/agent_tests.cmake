@@ -16,7 +16,8 @@ sandbox_add_test(agent_unit_tests
 
 sandbox_add_test(agent_exec_tests
   SOURCES integration/agent_exec_test.cpp integration/agent_limits_test.cpp
-          integration/agent_reattach_test.cpp integration/agent_secrets_test.cpp
+          integration/agent_reattach_test.cpp
+          integration/agent_confinement_test.cpp integration/agent_secrets_test.cpp
   LIBS sandbox_agent_core sandbox_test_support
   LABELS agent integration)
 

@@ -81,7 +81,8 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
     grpc::Status status = authorize(*context);
     LaunchSpec spec;
     if (status.ok()) {
-      status = validate_exec_request(*request, workspace, spec, secrets ? &*secrets : nullptr);
+      status = validate_exec_request(*request, workspace, spec, secrets ? &*secrets : nullptr,
+                                     &*confinement);
     }
     if (!status.ok()) return refuse(*context, std::move(status));
 
@@ -182,6 +183,7 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
   const AgentOptions options;
   fs::path workspace;
   std::optional<SecretStore> secrets;  // none without options.secrets_dir
+  std::optional<Confinement> confinement;
   std::string address;
 
   asio::io_context io;
@@ -230,6 +232,8 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
     throw std::runtime_error("workspace: '" + root.string() + "' is not an existing directory");
   }
   if (!opts.secrets_dir.empty()) impl.secrets.emplace(opts.secrets_dir);
+  // Probed before any thread of ours exists: it runs bwrap twice and waits for it.
+  impl.confinement.emplace(opts.sandbox, opts.bwrap_path, opts.max_profile);
 
   // A process-lifetime reference to the gRPC library, never released: when ~Server drops
   // the last one, grpc 1.51 shuts the library down synchronously and joins an executor thread
@@ -278,18 +282,19 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   }
   impl.address = unix_socket ? opts.listen : host + ":" + std::to_string(port);
   log("info", "agent.start",
-      {{"address", impl.address},
-       {"auth", opts.token.empty() ? "none" : "bearer"},
-       {"sandbox_id", impl.settings->sandbox_id},
-       {"workspace", impl.workspace.string()},
-       {"secrets_dir", impl.secrets ? impl.secrets->directory().string() : "none"},
-       {"effective_profile", "none"},
-       {"reattach_grace_ms", std::to_string(opts.reattach_grace.count())},
-       {"resume_retention_ms", std::to_string(opts.resume_retention.count())},
-       {"max_output_bytes", std::to_string(opts.max_output_bytes)},
-       {"max_concurrent", std::to_string(opts.max_concurrent)},
-       {"max_timeout_ms", std::to_string(opts.max_timeout.count())},
-       {"note", "no confinement: commands run with the agent's own user and privileges"}});
+      {
+          {"address", impl.address},
+          {"auth", opts.token.empty() ? "none" : "bearer"},
+          {"sandbox_id", impl.settings->sandbox_id},
+          {"workspace", impl.workspace.string()},
+          {"secrets_dir", impl.secrets ? impl.secrets->directory().string() : "none"},
+          {"sandbox", impl.confinement->describe()},
+          {"reattach_grace_ms", std::to_string(opts.reattach_grace.count())},
+          {"resume_retention_ms", std::to_string(opts.resume_retention.count())},
+          {"max_output_bytes", std::to_string(opts.max_output_bytes)},
+          {"max_concurrent", std::to_string(opts.max_concurrent)},
+          {"max_timeout_ms", std::to_string(opts.max_timeout.count())},
+      });
 }
 
 AgentServer::~AgentServer() {

@@ -8,6 +8,8 @@
 #include <memory>
 #include <string>
 
+#include "agent/confinement.hpp"
+
 namespace sandbox::agent {
 
 /// How an AgentServer listens, authenticates and runs commands.
@@ -40,17 +42,26 @@ struct AgentOptions {
   /// (docs/behavior.md §11), and its value is redacted from that exec's output. Empty = no
   /// store: every reference is refused. Must be an existing directory.
   std::filesystem::path secrets_dir;
+  /// How commands are confined: bubblewrap (the default; an exec it cannot confine as asked
+  /// is refused, never run with less), or none (development: unconfined, said at startup
+  /// and in every `started`).
+  SandboxKind sandbox = SandboxKind::bubblewrap;
+  /// The most permissive profile granted; requests are clamped to it (confinement.hpp).
+  Profile max_profile = Profile::standard;
+  /// The bubblewrap executable (searched on PATH unless it contains a '/').
+  std::string bwrap_path = "bwrap";
 };
 
 /// A running agent: serves SandboxExecService (Exec, Cancel) on `options.listen`.
 ///
 /// An exec lives apart from its calls (see execution.hpp): a lost call leaves it running for
 /// `reattach_grace`, a retry with the same exec_id reattaches, Cancel kills it. Commands run
-/// unconfined (effective profile "none"), each in its own process group, with a clean environment,
-/// in the workspace. Process I/O runs on two internal Asio threads; gRPC runs its own. Ignores
-/// SIGPIPE for the whole process (writes to a closed pipe must fail with EPIPE, not kill the
-/// agent); children get default dispositions. Keeps the gRPC library initialised until the process
-/// exits (see agent_server.cpp: grpc 1.51's final shutdown can block for 10 s).
+/// confined as `sandbox` and the clamped profile say (confinement.hpp), each in its own process
+/// group, with a clean environment, in the workspace. Process I/O runs on two internal Asio
+/// threads; gRPC runs its own. Ignores SIGPIPE for the whole process (writes to a closed pipe must
+/// fail with EPIPE, not kill the agent); children get default dispositions. Keeps the gRPC library
+/// initialised until the process exits (see agent_server.cpp: grpc 1.51's final shutdown can block
+/// for 10 s).
 ///
 /// Thread-safety: every member function may be called from any thread.
 class AgentServer {

@@ -74,10 +74,12 @@ std::string usage() {
          "                     [--resume-retention DURATION] [--resume-buffer BYTES]\n"
          "                     [--max-output-bytes BYTES] [--max-concurrent N]\n"
          "                     [--max-timeout DURATION] [--secrets-dir DIR]\n"
+         "                     [--sandbox bubblewrap|none] [--max-profile strict|standard]\n"
+         "                     [--bwrap PATH]\n"
          "       sandbox-agent --help | --version\n"
          "\n"
-         "Serves sandbox.v1.SandboxExecService (Exec, Cancel). Commands run unconfined\n"
-         "(profile 'none').\n"
+         "Serves sandbox.v1.SandboxExecService (Exec, Cancel). Each command runs in a fresh\n"
+         "bubblewrap sandbox: profile 'standard' (network allowed) or 'strict' (no network).\n"
          "\n"
          "  --listen ADDR              HOST:PORT (port 0 picks a free port) or unix:PATH\n"
          "  --token-file FILE          require 'authorization: Bearer <token>', the token read\n"
@@ -85,6 +87,11 @@ std::string usage() {
          "  --allow-unauthenticated    serve without a token (required when no --token-file)\n"
          "  --workspace DIR            working directory root (default: current directory)\n"
          "  --sandbox-id ID            id reported to clients (default: local-<hostname>)\n"
+         "  --sandbox KIND             bubblewrap (default), or none: unconfined, for\n"
+         "                             development only (profile 'none')\n"
+         "  --max-profile PROFILE      the most permissive profile granted: standard (default)\n"
+         "                             or strict; requests are clamped to it\n"
+         "  --bwrap PATH               the bubblewrap executable (default: bwrap on PATH)\n"
          "  --reattach-grace DURATION  keep a command whose call was cancelled or lost running\n"
          "                             this long for a reattach, then kill it (default 30s;\n"
          "                             0 kills at once; Cancel always kills at once)\n"
@@ -148,6 +155,27 @@ CommandLine parse_command_line(std::span<const std::string_view> args) {
       result.options.workspace = value();
       if (result.options.workspace.empty())
         throw CommandLineError("--workspace: must not be empty");
+    } else if (flag == "--sandbox") {
+      const std::string kind = value();
+      if (kind == "bubblewrap") {
+        result.options.sandbox = SandboxKind::bubblewrap;
+      } else if (kind == "none") {
+        result.options.sandbox = SandboxKind::none;
+      } else {
+        throw CommandLineError("--sandbox: expected bubblewrap or none, got '" + kind + "'");
+      }
+    } else if (flag == "--max-profile") {
+      const std::string profile = value();
+      if (profile == "strict") {
+        result.options.max_profile = Profile::strict;
+      } else if (profile == "standard") {
+        result.options.max_profile = Profile::standard;
+      } else {
+        throw CommandLineError("--max-profile: expected strict or standard, got '" + profile + "'");
+      }
+    } else if (flag == "--bwrap") {
+      result.options.bwrap_path = value();
+      if (result.options.bwrap_path.empty()) throw CommandLineError("--bwrap: must not be empty");
     } else if (flag == "--sandbox-id") {
       result.options.sandbox_id = value();
     } else if (flag == "--reattach-grace") {

@@ -22,8 +22,6 @@ constexpr std::size_t kReadBufferBytes = 64 * 1024;
 constexpr std::uint64_t kHighWaterBytes = 256 * 1024;
 constexpr std::uint64_t kLowWaterBytes = kHighWaterBytes / 2;
 
-constexpr const char* kEffectiveProfile = "none";
-
 // 0 (no wish) is the agent's maximum; anything else is clamped to it.
 std::chrono::milliseconds effective_timeout(std::uint64_t requested_ms,
                                             std::chrono::milliseconds max) {
@@ -458,7 +456,7 @@ v1::ExecResponse Execution::started_message(bool resumed) const {
   v1::Started* info = message.mutable_started();
   info->set_exec_id(exec_id_);
   info->set_sandbox_id(settings_.sandbox_id);
-  info->set_effective_profile(kEffectiveProfile);
+  info->set_effective_profile(spec_.effective_profile);
   info->set_resumed(resumed);
   if (process_started_) info->set_pid(pid_);
   return message;
@@ -476,7 +474,7 @@ v1::ExecResponse Execution::exit_message() const {
   details->set_stderr_bytes(log_.total(OutputStream::err));
   details->set_duration_ms(static_cast<std::uint64_t>(
       std::chrono::duration_cast<std::chrono::milliseconds>(ended_at_ - started_at_).count()));
-  details->set_effective_profile(kEffectiveProfile);
+  details->set_effective_profile(spec_.effective_profile);
   return message;
 }
 

@@ -137,7 +137,7 @@ class Execution final : public std::enable_shared_from_this<Execution> {
   const std::string exec_id_;
   const bool reattachable_;
   const std::string fingerprint_;
-  LaunchSpec spec_;  // its workdir_fd is closed once the command started
+  LaunchSpec spec_;                          // its workdir_fd is closed once the command started
   const std::chrono::milliseconds timeout_;  // the request's, clamped to the agent's
   std::atomic<bool> ended_{false};
 

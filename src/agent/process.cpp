@@ -152,12 +152,22 @@ std::variant<ChildProcess, SpawnFailure> spawn_process(const LaunchSpec& spec) {
   posix_spawnattr_setsigdefault(&sa.attr, &all_signals);
   posix_spawnattr_setsigmask(&sa.attr, &no_signals);
 
-  std::vector<char*> argv = c_strings(spec.argv);
+  std::vector<std::string> wrapped;
+  if (!spec.wrapper.empty()) {
+    // bwrap execvp()s argv[0] itself, with spec.env's PATH and from spec.workdir, as the
+    // resolution above did (bubblewrap 0.8 has no --argv0 to pass `program` instead).
+    wrapped = spec.wrapper;
+    wrapped.emplace_back("--");
+    wrapped.insert(wrapped.end(), spec.argv.begin(), spec.argv.end());
+  }
+  const std::vector<std::string>& full_argv = spec.wrapper.empty() ? spec.argv : wrapped;
+  const std::string& executable = spec.wrapper.empty() ? program : spec.wrapper.front();
+  std::vector<char*> argv = c_strings(full_argv);
   std::vector<char*> envp = c_strings(spec.env);
   pid_t pid = -1;
   // glibc's posix_spawn reports exec and chdir failures of the child as its return value.
   const int rc =
-      ::posix_spawn(&pid, program.c_str(), &sa.actions, &sa.attr, argv.data(), envp.data());
+      ::posix_spawn(&pid, executable.c_str(), &sa.actions, &sa.attr, argv.data(), envp.data());
   if (rc != 0) {
     return failure(spec.argv.front(), rc == ENOENT ? 127 : 126, std::strerror(rc));
   }

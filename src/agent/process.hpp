@@ -39,6 +39,11 @@ struct LaunchSpec {
   /// `workdir` held open (O_PATH): the child fchdir()s to it, so a rename or a new symlink
   /// between validation and spawn cannot move the command elsewhere. Unset: chdir by path.
   UniqueFd workdir_fd;
+  /// The sandbox's argv prefix (bwrap and its options, see confinement.hpp); empty: the
+  /// command is started directly, unconfined.
+  std::vector<std::string> wrapper;
+  /// The profile `wrapper` enforces ("strict", "standard"), or "none".
+  std::string effective_profile = "none";
   /// The resolved values of the `secret://` references in `env`: redacted from the output.
   /// Never logged. Not used to start the command.
   std::vector<std::string> secrets;
@@ -61,7 +66,9 @@ struct SpawnFailure {
   std::string message;  ///< one line, "sandbox-agent: <argv0>: <reason>\n"
 };
 
-/// Starts `spec` with posix_spawn (the agent is multi-threaded: no fork). The child gets its
+/// Starts `spec` with posix_spawn (the agent is multi-threaded: no fork). With a
+/// `spec.wrapper`, what is started is the wrapper, which runs argv (resolved the same way);
+/// the wrapper then leads the process group and its pid is the child's. The child gets its
 /// own process group, default dispositions for every signal, an empty signal mask, stdio
 /// pipes, `spec.workdir` as its cwd, exactly `spec.env`, and no other descriptor of the
 /// agent. argv[0] without a '/' is resolved through the PATH in `spec.env` (relative PATH

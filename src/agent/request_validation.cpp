@@ -24,10 +24,6 @@ grpc::Status invalid(std::string message) {
   return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(message));
 }
 
-grpc::Status unsupported(std::string message) {
-  return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::move(message));
-}
-
 bool has_nul(std::string_view s) { return s.find('\0') != std::string_view::npos; }
 
 grpc::Status check_command(const v1::ExecRequest& request) {
@@ -108,29 +104,6 @@ grpc::Status check_exec_id(const std::string& exec_id) {
   return grpc::Status::OK;
 }
 
-// This agent confines nothing (effective profile "none"): a request for confinement fails
-// closed instead of running unconfined.
-grpc::Status check_confinement(const v1::ExecRequest& request) {
-  if (!request.profile().empty() && request.profile() != "none") {
-    return unsupported("profile: '" + request.profile() +
-                       "' cannot be enforced: this agent runs commands unconfined (profile "
-                       "'none')");
-  }
-  if (request.has_policy()) {
-    const v1::SandboxPolicy& policy = request.policy();
-    if (policy.network() == v1::SandboxPolicy::NETWORK_NONE) {
-      return unsupported("policy.network: NETWORK_NONE cannot be enforced by this agent");
-    }
-    if (!policy.workspace_roots().empty()) {
-      return unsupported("policy.workspace_roots: cannot be enforced by this agent");
-    }
-    if (!policy.writable_roots().empty()) {
-      return unsupported("policy.writable_roots: cannot be enforced by this agent");
-    }
-  }
-  return grpc::Status::OK;
-}
-
 }  // namespace
 
 grpc::Status validate_cancel_request(const v1::CancelRequest& request) {
@@ -144,14 +117,21 @@ grpc::Status validate_cancel_request(const v1::CancelRequest& request) {
 }
 
 grpc::Status validate_exec_request(const v1::ExecRequest& request, const fs::path& workspace,
-                                   LaunchSpec& spec, const SecretStore* secrets) {
-  for (grpc::Status status :
-       {check_command(request), check_env(request, secrets), check_sizes(request),
-        check_exec_id(request.exec_id()), check_confinement(request)}) {
+                                   LaunchSpec& spec, const SecretStore* secrets,
+                                   const Confinement* confinement) {
+  for (grpc::Status status : {check_command(request), check_env(request, secrets),
+                              check_sizes(request), check_exec_id(request.exec_id())}) {
     if (!status.ok()) return status;
   }
   ResolvedWorkdir workdir;
   if (grpc::Status status = resolve_workdir(request.workdir(), workspace, workdir); !status.ok()) {
+    return status;
+  }
+  ConfinementPlan confinement_plan;
+  const Confinement unconfined(SandboxKind::none, {}, Profile::standard);
+  if (grpc::Status status = (confinement ? *confinement : unconfined)
+                                .plan(request, workspace, workdir.path, confinement_plan);
+      !status.ok()) {
     return status;
   }
 
@@ -174,6 +154,8 @@ grpc::Status validate_exec_request(const v1::ExecRequest& request, const fs::pat
   for (const auto& [key, value] : env) spec.env.push_back(key + "=" + value);
   spec.workdir = std::move(workdir.path);
   spec.workdir_fd = std::move(workdir.fd);
+  spec.wrapper = std::move(confinement_plan.wrapper);
+  spec.effective_profile = std::move(confinement_plan.effective_profile);
   return grpc::Status::OK;
 }
 

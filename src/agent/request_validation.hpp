@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <filesystem>
 
+#include "agent/confinement.hpp"
 #include "agent/process.hpp"
 #include "agent/secret_store.hpp"
 #include "common/request_limits.hpp"
@@ -27,6 +28,8 @@ inline constexpr int kMaxRequestBytes = 8 << 20;
 /// @param secrets  the agent's secret store, or null when it has none: an env value
 ///   `secret://NAME` is replaced by the secret NAME (docs/behavior.md §11), whose value is
 ///   also added to `spec.secrets`.
+/// @param confinement  how commands are confined (`Confinement::plan` fills `spec.wrapper`
+///   and `spec.effective_profile`); null means unconfined, as `--sandbox none`.
 /// @returns OK, or INVALID_ARGUMENT with a message that names the field and the rule
 ///   (`command: must not be empty`, `command: 5000 arguments, at most 4096`,
 ///   `env[FOO]: value contains a NUL byte`, `env[DB]: secret 'db/pw' not found in the agent's
@@ -40,7 +43,8 @@ inline constexpr int kMaxRequestBytes = 8 << 20;
 /// files); thread-safe.
 grpc::Status validate_exec_request(const v1::ExecRequest& request,
                                    const std::filesystem::path& workspace, LaunchSpec& spec,
-                                   const SecretStore* secrets = nullptr);
+                                   const SecretStore* secrets = nullptr,
+                                   const Confinement* confinement = nullptr);
 
 /// Validates a Cancel: `exec_id` non-empty and well-formed (as in ExecRequest), `signal` a
 /// known value. INVALID_ARGUMENT naming the field otherwise.

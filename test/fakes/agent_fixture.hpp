@@ -21,6 +21,7 @@ class RealAgentTest : public ::testing::Test {
     options.allow_unauthenticated = true;
     options.workspace = workspace_.path();
     options.kill_grace = std::chrono::milliseconds(500);
+    options.sandbox = agent::SandboxKind::none;  // tests watch the command's pids from outside
     agent_ = std::make_unique<agent::AgentServer>(options);
     RemoteRunnerConfig config;
     config.address = agent_->address();

@@ -32,6 +32,9 @@ class AgentExecTest : public ::testing::Test {
     options_.workspace = workspace_;
     options_.sandbox_id = "test-box";
     options_.kill_grace = std::chrono::milliseconds(500);
+    // The host's view of pids and signals: these tests watch process groups from outside.
+    // Confinement has its own tests (agent_confinement_test.cpp).
+    options_.sandbox = SandboxKind::none;
   }
 
   void SetUp() override { start(); }

@@ -39,6 +39,7 @@ class CancelAgentTest : public ::testing::Test {
     options.allow_unauthenticated = true;
     options.workspace = workspace_.path();
     options.kill_grace = 500ms;
+    options.sandbox = agent::SandboxKind::none;  // the tests watch the command's pids
     options.reattach_grace = reattach_grace;
     agent_ = std::make_unique<agent::AgentServer>(options);
     if (via_proxy) proxy_ = std::make_unique<FaultProxy>(agent_->address());

@@ -100,6 +100,22 @@ TEST(AgentCommandLineTest, HelpDescribesTheLimitFlags) {
   EXPECT_THAT(text, HasSubstr("--max-timeout DURATION"));
 }
 
+TEST(AgentCommandLineTest, SandboxFlagsChooseTheBackendAndTheMaximumProfile) {
+  CommandLine defaults = parse({"--listen", "x:1", "--allow-unauthenticated"});
+  EXPECT_EQ(defaults.options.sandbox, SandboxKind::bubblewrap);
+  EXPECT_EQ(defaults.options.max_profile, Profile::standard);
+  EXPECT_EQ(defaults.options.bwrap_path, "bwrap");
+  CommandLine line = parse({"--listen", "x:1", "--allow-unauthenticated", "--sandbox", "none",
+                            "--max-profile=strict", "--bwrap", "/opt/bwrap"});
+  EXPECT_EQ(line.options.sandbox, SandboxKind::none);
+  EXPECT_EQ(line.options.max_profile, Profile::strict);
+  EXPECT_EQ(line.options.bwrap_path, "/opt/bwrap");
+  EXPECT_THAT(error_of({"--listen", "x:1", "--allow-unauthenticated", "--sandbox", "docker"}),
+              HasSubstr("--sandbox: expected bubblewrap or none, got 'docker'"));
+  EXPECT_THAT(error_of({"--listen", "x:1", "--allow-unauthenticated", "--max-profile", "root"}),
+              HasSubstr("--max-profile: expected strict or standard, got 'root'"));
+}
+
 TEST(AgentCommandLineTest, ReadsAndTrimsTheTokenFile) {
   sandbox::test::TempDir dir;
   const std::string path = (dir.path() / "token").string();
