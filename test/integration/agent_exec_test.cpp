@@ -16,6 +16,7 @@
 #include "support/process_watch.hpp"
 #include "support/raw_exec.hpp"
 #include "support/temp_dir.hpp"
+#include "support/workdir_corpus.hpp"
 
 namespace sandbox::agent {
 namespace {
@@ -324,6 +325,21 @@ TEST_F(AgentExecTest, ValidationErrorsNameTheFieldAndRunNothing) {
     EXPECT_EQ(t.status.error_message(), c.message);
     EXPECT_TRUE(t.messages.empty()) << c.message;
   }
+}
+
+TEST_F(AgentExecTest, EveryWorkdirOfTheEscapeCorpusIsRefusedAndRunsNothing) {
+  const std::vector<std::string> corpus = sandbox::test::escaping_workdirs(workspace_);
+  ASSERT_GE(corpus.size(), 30u);
+  for (const std::string& workdir : corpus) {
+    v1::ExecRequest request =
+        exec_request({"sh", "-c", "echo ran >> " + (workspace_ / "ran").string()});
+    request.set_workdir(workdir);
+    ExecTranscript t = run(request);
+    EXPECT_EQ(t.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "accepted: " << workdir;
+    EXPECT_THAT(t.status.error_message(), ::testing::StartsWith("workdir: ")) << workdir;
+    EXPECT_TRUE(t.messages.empty()) << workdir;
+  }
+  EXPECT_FALSE(fs::exists(workspace_ / "ran")) << "a refused request ran its command";
 }
 
 TEST_F(AgentExecTest, UnenforceableProfileFailsClosed) {

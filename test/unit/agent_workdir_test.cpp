@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "support/temp_dir.hpp"
+#include "support/workdir_corpus.hpp"
 
 namespace sandbox::agent {
 namespace {
@@ -23,21 +24,9 @@ using ::testing::StartsWith;
 
 class WorkdirTest : public ::testing::Test {
  protected:
-  WorkdirTest() : workspace_(fs::canonical(dir_.path()) / "ws") {
-    fs::create_directories(workspace_ / "sub" / "deep");
-    fs::create_directory(dir_.path() / "outside");
-    std::ofstream(workspace_ / "file") << "x";
-    fs::create_directory_symlink("/etc", workspace_ / "to-etc");
-    fs::create_directory_symlink("/", workspace_ / "to-root");
-    fs::create_directory_symlink("..", workspace_ / "up");
-    fs::create_directory_symlink("../outside", workspace_ / "to-sibling");
-    fs::create_directory_symlink("../../..", workspace_ / "sub" / "deep" / "way-up");
-    fs::create_directory_symlink("sub", workspace_ / "to-sub");
-    fs::create_directory_symlink(workspace_ / "sub", workspace_ / "abs-to-sub");
-    fs::create_symlink("loop", workspace_ / "loop");
-    fs::create_symlink("file", workspace_ / "to-file");
-    fs::create_symlink("missing", workspace_ / "dangling");
-  }
+  WorkdirTest()
+      : workspace_(fs::canonical(dir_.path()) / "ws"),
+        corpus_(sandbox::test::escaping_workdirs(workspace_)) {}
 
   grpc::Status resolve(const std::string& workdir) {
     ResolvedWorkdir out;
@@ -46,51 +35,11 @@ class WorkdirTest : public ::testing::Test {
 
   sandbox::test::TempDir dir_;
   fs::path workspace_;
+  std::vector<std::string> corpus_;
 };
 
 TEST_F(WorkdirTest, EveryEscapeOrBadPathIsInvalidAndNamesTheField) {
-  const std::string ws = workspace_.string();
-  const std::vector<std::string> corpus = {
-      "..",
-      "../",
-      "../..",
-      "./..",
-      "sub/../..",
-      "sub/deep/../../..",
-      "a/../../b",
-      "/",
-      "/etc",
-      "/tmp",
-      "//etc",
-      ws + "/..",
-      ws + "/../outside",
-      ws + "/sub/../../outside",
-      ws + "x",  // a sibling whose name starts with the workspace's
-      "to-etc",
-      "to-etc/",
-      "to-etc/ssh",
-      "to-root",
-      "to-root/etc",
-      "up",
-      "up/ws",
-      "to-sibling",
-      "sub/deep/way-up",
-      "sub/deep/way-up/etc",
-      "abs-to-sub",  // absolute symlinks are refused even when they point inside
-      "loop",
-      "file",
-      "file/",
-      "to-file",
-      "dangling",
-      "missing",
-      "sub/missing/deep",
-      std::string("sub\0/../..", 10),
-      std::string("\0", 1),
-      std::string(5000, 'a'),
-      std::string(300, 'n'),  // one name longer than NAME_MAX
-      "/proc/self/root",
-      "/proc/self/cwd",
-  };
+  const std::vector<std::string>& corpus = corpus_;
   ASSERT_GE(corpus.size(), 30u);
   for (const std::string& workdir : corpus) {
     const grpc::Status status = resolve(workdir);
