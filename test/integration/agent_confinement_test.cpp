@@ -180,5 +180,44 @@ TEST_F(AgentWithoutBubblewrapTest, FailsClosedNamingWhatIsMissing) {
   EXPECT_FALSE(std::filesystem::exists(workspace_ / "ran")) << "a command ran unconfined";
 }
 
+// A stand-in for bwrap, to refuse what the real one grants here.
+class AgentWithRefusingBubblewrapTest : public AgentExecTest {
+ protected:
+  void SetUp() override {}
+  void start_with_bwrap(const std::string& script) {
+    const std::filesystem::path path = dir_.path() / "fake-bwrap";
+    std::ofstream(path) << "#!/bin/sh\n" << script;
+    std::filesystem::permissions(path, std::filesystem::perms::owner_all);
+    options_.sandbox = SandboxKind::bubblewrap;
+    options_.bwrap_path = path.string();
+    start();
+  }
+};
+
+TEST_F(AgentWithRefusingBubblewrapTest, RefusedNamespacesFailEveryExecClosed) {
+  start_with_bwrap("echo 'bwrap: No permissions to create new namespace' >&2; exit 1\n");
+  ExecTranscript t = run(exec_request({"true"}));
+  EXPECT_EQ(t.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(t.status.error_message(),
+            "sandbox: bubblewrap cannot create namespaces here: bwrap: No permissions to create "
+            "new namespace");
+  EXPECT_TRUE(t.messages.empty());
+}
+
+TEST_F(AgentWithRefusingBubblewrapTest, RefusedNetworkNamespaceFailsStrictButNotStandard) {
+  start_with_bwrap(
+      "case \"$*\" in *--unshare-net*) echo 'bwrap: net namespace refused' >&2; exit 1;; esac\n"
+      "exec bwrap \"$@\"\n");
+  v1::ExecRequest strict = exec_request({"true"});
+  strict.set_profile("strict");
+  ExecTranscript refused = run(strict);
+  EXPECT_EQ(refused.status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(refused.status.error_message(), HasSubstr("cannot create a network namespace"));
+  EXPECT_THAT(refused.status.error_message(), HasSubstr("needed for profile strict"));
+  ExecTranscript standard = run(exec_request({"true"}));
+  expect_well_formed(standard);
+  EXPECT_EQ(standard.messages.front().started().effective_profile(), "standard");
+}
+
 }  // namespace
 }  // namespace sandbox::agent
