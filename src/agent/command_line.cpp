@@ -66,6 +66,17 @@ std::size_t count_flag(std::string_view flag, const std::string& text) {
   return n;
 }
 
+// One of two named values: "--sandbox: expected bubblewrap or none, got 'docker'".
+template <class Value>
+Value choice(std::string_view flag, const std::string& text,
+             const std::pair<const char*, Value> (&options)[2]) {
+  for (const auto& [name, value] : options) {
+    if (text == name) return value;
+  }
+  throw CommandLineError(std::string(flag) + ": expected " + options[0].first + " or " +
+                         options[1].first + ", got '" + text + "'");
+}
+
 }  // namespace
 
 std::string usage() {
@@ -156,23 +167,11 @@ CommandLine parse_command_line(std::span<const std::string_view> args) {
       if (result.options.workspace.empty())
         throw CommandLineError("--workspace: must not be empty");
     } else if (flag == "--sandbox") {
-      const std::string kind = value();
-      if (kind == "bubblewrap") {
-        result.options.sandbox = SandboxKind::bubblewrap;
-      } else if (kind == "none") {
-        result.options.sandbox = SandboxKind::none;
-      } else {
-        throw CommandLineError("--sandbox: expected bubblewrap or none, got '" + kind + "'");
-      }
+      result.options.sandbox = choice<SandboxKind>(
+          flag, value(), {{"bubblewrap", SandboxKind::bubblewrap}, {"none", SandboxKind::none}});
     } else if (flag == "--max-profile") {
-      const std::string profile = value();
-      if (profile == "strict") {
-        result.options.max_profile = Profile::strict;
-      } else if (profile == "standard") {
-        result.options.max_profile = Profile::standard;
-      } else {
-        throw CommandLineError("--max-profile: expected strict or standard, got '" + profile + "'");
-      }
+      result.options.max_profile = choice<Profile>(
+          flag, value(), {{"strict", Profile::strict}, {"standard", Profile::standard}});
     } else if (flag == "--bwrap") {
       result.options.bwrap_path = value();
       if (result.options.bwrap_path.empty()) throw CommandLineError("--bwrap: must not be empty");

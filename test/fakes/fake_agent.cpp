@@ -153,6 +153,16 @@ CancelScript answering_cancel(v1::CancelResponse::State state) {
   };
 }
 
+ExecScript exiting_then_holding_open(std::atomic<int>& cancels_seen, int code) {
+  return [&cancels_seen, code](grpc::ServerContext& context, const v1::ExecRequest& request,
+                               ExecWriter& writer) {
+    writer.Write(started_message(request.exec_id()));
+    writer.Write(exit_message(code));
+    if (wait_for_client_cancel(context)) ++cancels_seen;  // keeps the stream open
+    return grpc::Status::OK;
+  };
+}
+
 ExecScript waiting_for_cancel(std::atomic<int>& cancels_seen, std::string first_stdout) {
   return [&cancels_seen, first_stdout = std::move(first_stdout)](
              grpc::ServerContext& context, const v1::ExecRequest& request, ExecWriter& writer) {

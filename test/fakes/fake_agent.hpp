@@ -86,6 +86,10 @@ ExecScript replying(std::string out, std::string err, int code);
 /// A Cancel script of an agent that has the method: answers OK with `state`.
 CancelScript answering_cancel(v1::CancelResponse::State state = v1::CancelResponse::STATE_RUNNING);
 
+/// A script that sends `started` and exit `code`, then keeps the stream open until the client
+/// cancels (counted in `cancels_seen`): an agent that does not finish after the exit.
+ExecScript exiting_then_holding_open(std::atomic<int>& cancels_seen, int code);
+
 /// A script that never exits: `started`, then `first_stdout` (if any), then it waits until
 /// the client cancels, counting each observed cancellation in `cancels_seen`.
 ExecScript waiting_for_cancel(std::atomic<int>& cancels_seen, std::string first_stdout = {});

@@ -238,14 +238,7 @@ TEST(CancelFakeAgentTest, NormalExitSendsNoCancel) {
 
 TEST(CancelFakeAgentTest, EndingTheRpcAfterTheExitSendsNoCancel) {
   std::atomic<int> cancels_seen{0};
-  FakeAgent agent(
-      [&](grpc::ServerContext& context, const v1::ExecRequest& request, ExecWriter& writer) {
-        writer.Write(started_message(request.exec_id()));
-        writer.Write(exit_message(5));
-        if (wait_for_client_cancel(context)) ++cancels_seen;  // keeps the stream open
-        return grpc::Status::OK;
-      },
-      answering_cancel());
+  FakeAgent agent(exiting_then_holding_open(cancels_seen, 5), answering_cancel());
   asio::io_context io;
   {
     RemoteRunner runner(io.get_executor(), runner_config(agent));
