@@ -6,13 +6,20 @@ target_include_directories(sandbox_fakes PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 
 sandbox_add_test(client_unit_tests
   SOURCES unit/client_request_test.cpp unit/response_sequence_test.cpp unit/error_test.cpp
-          unit/cancel_policy_test.cpp
+          unit/cancel_policy_test.cpp unit/retry_fsm_test.cpp
   LIBS sandbox_client sandbox_proto sandbox_fakes
   LABELS unit)
 
+# The concurrency core (completion wrappers, the stream's consumer side) from several threads
+# with no gRPC server: the TSan job's (preset tsan) clean part; runs in every preset.
+sandbox_add_test(client_concurrency_tests
+  SOURCES unit/client_concurrency_test.cpp
+  LIBS sandbox_client sandbox_proto
+  LABELS concurrency)
+
 sandbox_add_test(client_fake_agent_tests
   SOURCES integration/runner_fake_agent_test.cpp integration/stream_fake_agent_test.cpp
-          integration/cancel_fake_agent_test.cpp
+          integration/cancel_fake_agent_test.cpp integration/retry_fake_agent_test.cpp
   LIBS sandbox_client sandbox_fakes
   LABELS client)
 
@@ -25,3 +32,4 @@ if(TARGET sandbox_agent_core AND TARGET sandbox_test_support)
     # ASan's default 256 MiB quarantine of freed chunks would be measured as client memory.
     ENV ASAN_OPTIONS=quarantine_size_mb=4:detect_leaks=1)
 endif()
+

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "sandbox/retry.hpp"
+
 namespace sandbox {
 
 /// One command: argv plus optional per-call settings. Unset optionals fall back to the
@@ -32,8 +34,11 @@ struct Command {
   /// agent's default. The RPC deadline then becomes this plus the runner's
   /// `timeout_grace`, so the agent's timeout result wins over a bare deadline error.
   std::chrono::milliseconds timeout{0};
-  /// RPC deadline for this call, overriding the runner's `default_deadline`.
+  /// Deadline of this call, overriding the runner's `default_deadline`: one limit over all
+  /// of its attempts and the waits between them.
   std::optional<std::chrono::milliseconds> deadline;
+  /// Retry policy of this call, overriding `RemoteRunnerConfig::retry`.
+  std::optional<RetryPolicy> retry;
   /// Per-stream output cap, overriding the runner's `max_output_bytes`.
   std::optional<std::uint64_t> max_output_bytes;
   /// Idempotency and reattach key (UUID, at most 36 ASCII characters). Empty: the SDK

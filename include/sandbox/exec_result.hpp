@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "sandbox/retry.hpp"
+
 namespace sandbox {
 
 /// Which of the command's output streams a chunk belongs to.
@@ -75,6 +77,8 @@ struct ExecResult {
   std::chrono::microseconds elapsed{0};
   /// On error: the reason, including the agent's status message. Empty on success.
   std::string error_message;
+  /// The attempts the call made and each failed one's error.
+  RetryHistory retries;
 
   /// Shorthand for `status.exit_code`.
   [[nodiscard]] int exit_code() const noexcept { return status.exit_code; }

@@ -33,6 +33,10 @@ void async_next(const std::shared_ptr<StreamCore>& core, NextCompletion done);
 /// stops reading slows the agent through HTTP/2 flow control, and memory stays bounded
 /// whatever the output size.
 ///
+/// A lost connection does not end the stream: the SDK retries as `RemoteRunnerConfig::retry`
+/// says, reattaching at the offsets already received, so the consumer sees every byte
+/// exactly once and in order across attempts (`retries()` tells how many there were).
+///
 /// Move-only. Destroying a stream that has not finished cancels it (see `cancel()`). One
 /// `next()` may be outstanding at a time. Not thread-safe: use one stream from one executor
 /// (or strand).
@@ -92,6 +96,8 @@ class ExecStream {
   [[nodiscard]] ExecInfo info() const;
   /// The error's details (the agent's status message, or the rule a response broke).
   [[nodiscard]] std::string error_message() const;
+  /// The attempts so far and each failed one's error (complete once `finished()`).
+  [[nodiscard]] RetryHistory retries() const;
   /// Cancels the RPC and asks the agent to kill the command (`Cancel`, best effort and
   /// bounded by `RemoteRunnerConfig::cancel_timeout`; against an agent of the older
   /// generation only the RPC is cancelled). A pending or later `next()` completes with

@@ -10,6 +10,8 @@
 #include <string>
 #include <variant>
 
+#include "sandbox/retry.hpp"
+
 namespace sandbox {
 
 /// TLS settings. Each piece comes from a file path or from PEM text in memory; the PEM text
@@ -34,6 +36,27 @@ struct TlsConfig {
 /// A gRPC channel argument value (integer or string), e.g. keepalive settings.
 using ChannelArgumentValue = std::variant<int, std::string>;
 
+/// HTTP/2 keepalive pings, which find a dead connection (a peer that vanished without a
+/// reset, a blackholed route) while a call waits for output.
+///
+/// The defaults find one within about `time + timeout` (15 s) of the last bytes received,
+/// and never earn a `too_many_pings` GOAWAY from a server with gRPC's default ping policy
+/// (at most one ping per 5 minutes while it sends nothing, two strikes forgiven): gRPC
+/// sends at most `max_pings_without_data` pings until the next data arrives. Against the
+/// reference agent, which accepts a ping every second, `max_pings_without_data = 0` keeps
+/// pinging through a command that prints nothing for minutes.
+struct KeepaliveConfig {
+  /// Idle time before a ping (`grpc.keepalive_time_ms`); zero disables keepalive.
+  std::chrono::milliseconds time{10000};
+  /// How long to wait for the ping's answer (`grpc.keepalive_timeout_ms`).
+  std::chrono::milliseconds timeout{5000};
+  /// Ping also while no call is in flight (`grpc.keepalive_permit_without_calls`). Off: a
+  /// default server counts such pings as abuse.
+  bool permit_without_calls = false;
+  /// Pings sent while no data arrives (`grpc.http2.max_pings_without_data`); 0: no limit.
+  int max_pings_without_data = 2;
+};
+
 /// Everything a `RemoteRunner` needs. Per-call `Command` fields override the defaults here.
 struct RemoteRunnerConfig {
   /// The agent: any gRPC target (`host:port`, `unix:/path`, `dns:///name:port`). Required.
@@ -56,7 +79,8 @@ struct RemoteRunnerConfig {
   /// The sandbox this runner targets: sent as `sandbox-id` call metadata and used as the
   /// `sandbox.id` of spans until the agent reports its own in `started`.
   std::string sandbox_id;
-  /// Default RPC deadline of a call; zero means none. See `Command::deadline`.
+  /// Default deadline of a call, over all its attempts; zero means none. See
+  /// `Command::deadline` and `RetryPolicy::deadline`.
   std::chrono::milliseconds default_deadline{0};
   /// Added to a command's timeout to make the RPC deadline, so the agent's timeout result
   /// (exit 124, output kept) arrives before the client gives up.
@@ -75,6 +99,10 @@ struct RemoteRunnerConfig {
   /// How many response messages an `ExecStream` reads ahead of its consumer (at least 1).
   /// Bounds the client's memory per stream at about this many 64 KiB messages.
   std::size_t stream_read_ahead = 4;
+  /// When and how calls are retried; `Command::retry` overrides it per call.
+  RetryPolicy retry;
+  /// Keepalive pings of the channel.
+  KeepaliveConfig keepalive;
   /// Extra gRPC channel arguments, applied after the SDK's own (so they override them,
   /// except that retries stay disabled for Exec).
   std::map<std::string, ChannelArgumentValue> channel_args;

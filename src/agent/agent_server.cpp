@@ -94,7 +94,7 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
                                                request->resume().stderr_offset()};
     ExecSession* reactor = nullptr;
     status = registry.admit(
-        {exec_id, fingerprint, offsets[0] != 0 || offsets[1] != 0},
+        {exec_id, fingerprint, offsets[0] != 0 || offsets[1] != 0, request->attach_only()},
         [&] {
           return std::make_shared<Execution>(*settings, registry, exec_id, reattachable,
                                              fingerprint, std::move(spec), *request);
@@ -265,6 +265,16 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   // Above gRPC's 4 MiB default, so that every request within the limits is admitted and an
   // oversized field is named by validation instead of a bare RESOURCE_EXHAUSTED.
   builder.SetMaxReceiveMessageSize(kMaxRequestBytes);
+  // Clients find a dead connection by keepalive pings, also through a command that prints
+  // nothing for minutes (docs/behavior.md, "Keepalive"): a ping per second is accepted,
+  // with or without calls, where gRPC's default counts anything above one per 5 minutes
+  // as abuse and answers with GOAWAY too_many_pings.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // The agent's own pings find a client that vanished, so its execs detach (and are killed
+  // after the reattach grace) instead of waiting for TCP to give up.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   builder.RegisterService(&impl);
   // grpc.health.v1.Health for load balancers and orchestrators: "" and the service's own
   // name report SERVING until shutdown begins.

@@ -16,6 +16,7 @@ constexpr std::size_t kMaxTombstones = 10000;
 std::string request_fingerprint(const v1::ExecRequest& request) {
   v1::ExecRequest identity = request;
   identity.clear_resume();
+  identity.clear_attach_only();  // set on retries: the same exec
   std::string bytes;
   {
     google::protobuf::io::StringOutputStream output(&bytes);
@@ -54,10 +55,12 @@ grpc::Status ExecRegistry::admit(
     run(known, false);
     return grpc::Status::OK;
   }
-  if (request.resumes_past_zero) {
+  if (request.resumes_past_zero || request.attach_only) {
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        "exec_id: no such exec on this agent (it ended longer ago than the "
-                        "resume retention, or the agent restarted); not running it again");
+                        std::string(request.attach_only ? "attach_only" : "resume") +
+                            ": no exec with this exec_id on this agent (it ended longer ago "
+                            "than the resume retention, or the agent restarted); not "
+                            "running it again");
   }
   // No queueing: a client that waits for a slot is better told at once, and can retry.
   if (running_ >= max_running_) {

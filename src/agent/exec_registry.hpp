@@ -42,6 +42,7 @@ class ExecRegistry {
     const std::string& exec_id;
     const std::string& fingerprint;  ///< identifies the command (everything but `resume`)
     bool resumes_past_zero;          ///< non-zero resume offsets: the client holds output
+    bool attach_only = false;        ///< the client saw `started`: never run it anew
   };
 
   /// Decides, under the registry's lock, between starting a new execution (`create()` makes

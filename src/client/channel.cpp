@@ -4,12 +4,17 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <limits>
+#include <map>
 #include <sstream>
 #include <system_error>
 
+#include "client/detail/retry_fsm.hpp"
 #include "sandbox/error.hpp"
 
 namespace sandbox::detail {
@@ -50,30 +55,48 @@ class BearerTokenPlugin final : public grpc::MetadataCredentialsPlugin {
   std::string header_;
 };
 
-void apply(grpc::ChannelArguments& args, const std::string& key,
-           const ChannelArgumentValue& value) {
-  if (const int* number = std::get_if<int>(&value)) {
-    args.SetInt(key, *number);
-  } else {
-    args.SetString(key, std::get<std::string>(value));
-  }
-}
-
 grpc::ChannelArguments channel_arguments(const RemoteRunnerConfig& config) {
-  grpc::ChannelArguments args;
+  // One value per key, decided here: gRPC reads some arguments by the first occurrence of a
+  // key and others by the last, so a key set twice means whatever the reader picks.
+  std::map<std::string, ChannelArgumentValue> values;
   // Loopback measurements (design.md §6): a 256 KiB read chunk roughly doubles the rate of
   // small messages.
-  args.SetInt("grpc.experimental.tcp_read_chunk_size", 256 * 1024);
-  args.SetMaxReceiveMessageSize(16 * 1024 * 1024);
-  if (config.tls && !config.tls->server_name.empty()) {
-    args.SetSslTargetNameOverride(config.tls->server_name);
+  values["grpc.experimental.tcp_read_chunk_size"] = 256 * 1024;
+  values["grpc.max_receive_message_length"] = 16 * 1024 * 1024;
+  const KeepaliveConfig& keepalive = config.keepalive;
+  if (keepalive.time.count() > 0) {
+    values["grpc.keepalive_time_ms"] = static_cast<int>(keepalive.time.count());
+    values["grpc.keepalive_timeout_ms"] = static_cast<int>(keepalive.timeout.count());
+    values["grpc.keepalive_permit_without_calls"] = keepalive.permit_without_calls ? 1 : 0;
+    values["grpc.http2.max_pings_without_data"] = keepalive.max_pings_without_data;
   }
-  for (const auto& [key, value] : config.channel_args) apply(args, key, value);
+  // While the agent refuses connections, a call fails at once during the channel's
+  // reconnect backoff (gRPC's default: 1 s, growing to 120 s) without trying to connect.
+  // Aligned with the SDK's own backoff, each retry finds a fresh connection attempt.
+  const RetryPolicy& retry = config.retry;
+  const int initial = static_cast<int>(std::max<std::int64_t>(retry.initial_backoff.count(), 1));
+  values["grpc.initial_reconnect_backoff_ms"] = initial;
+  values["grpc.min_reconnect_backoff_ms"] = initial;
+  values["grpc.max_reconnect_backoff_ms"] =
+      static_cast<int>(std::max<std::int64_t>(retry.max_backoff.count(), initial));
+  if (config.tls && !config.tls->server_name.empty()) {
+    values["grpc.ssl_target_name_override"] = config.tls->server_name;
+  }
+  for (const auto& [key, value] : config.channel_args) values[key] = value;
   // Exec must never be re-sent behind the SDK's back (a retry could run a command twice):
-  // gRPC's retries are off, and no service config (e.g. from DNS TXT records) may turn
-  // them on. These are applied last so no user argument can undo them.
-  args.SetInt("grpc.enable_retries", 0);
-  args.SetInt("grpc.service_config_disable_resolution", 1);
+  // gRPC's retries (transparent ones included) are off, and no service config from the
+  // resolver (DNS TXT records) is read. Last, so no user argument can undo them.
+  values["grpc.enable_retries"] = 0;
+  values["grpc.service_config_disable_resolution"] = 1;
+
+  grpc::ChannelArguments args;
+  for (const auto& [key, value] : values) {
+    if (const int* number = std::get_if<int>(&value)) {
+      args.SetInt(key, *number);
+    } else {
+      args.SetString(key, std::get<std::string>(value));
+    }
+  }
   return args;
 }
 
@@ -90,6 +113,20 @@ Connection connect(const RemoteRunnerConfig& config) {
     fail(errc::invalid_config, "stream_read_ahead: must be at least 1");
   if (config.cancel_timeout.count() < 0)
     fail(errc::invalid_config, "cancel_timeout: must not be negative");
+  if (auto violation = retry_policy_violation(config.retry); !violation.empty()) {
+    fail(errc::invalid_config, violation);
+  }
+  constexpr std::int64_t int_max = std::numeric_limits<int>::max();
+  const KeepaliveConfig& keepalive = config.keepalive;
+  if (keepalive.time.count() < 0 || keepalive.time.count() > int_max)
+    fail(errc::invalid_config, "keepalive.time: must be in [0, INT_MAX] ms");
+  if (keepalive.time.count() > 0 &&
+      (keepalive.timeout.count() <= 0 || keepalive.timeout.count() > int_max))
+    fail(errc::invalid_config, "keepalive.timeout: must be positive (and at most INT_MAX ms)");
+  if (keepalive.max_pings_without_data < 0)
+    fail(errc::invalid_config, "keepalive.max_pings_without_data: must not be negative");
+  if (config.retry.max_backoff.count() > int_max)
+    fail(errc::invalid_config, "retry.max_backoff: at most INT_MAX ms");
 
   Connection connection;
   std::shared_ptr<grpc::ChannelCredentials> channel_credentials;

@@ -83,5 +83,18 @@ std::error_code error_from_grpc_code(int grpc_code) noexcept {
   return make_error_code(errc::unknown);
 }
 
+bool failed_before_sending(int grpc_code, std::string_view message, bool answered) noexcept {
+  constexpr int unavailable = 14;
+  if (answered || grpc_code != unavailable) return false;
+  // The client channel's own words when its load-balancing pick fails (every address
+  // failed to connect, or resolving the name failed): the call never reached a transport.
+  // A broken connection reads otherwise ("Socket closed", "Connection reset", GOAWAY...).
+  for (std::string_view marker : {"failed to connect to all addresses", "DNS resolution failed",
+                                  "empty address list", "name resolution"}) {
+    if (message.find(marker) != std::string_view::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace detail
 }  // namespace sandbox

@@ -1,21 +1,48 @@
 #include "client/detail/exec_call.hpp"
 
 #include <asio/error.hpp>
+#include <charconv>
+#include <functional>
 
 #include "client/detail/status_mapping.hpp"
 #include "sandbox/error.hpp"
 
 namespace sandbox::detail {
+namespace {
+
+// gRPC takes deadlines only as system_clock time points; the FSM counts in steady time.
+std::chrono::system_clock::time_point to_system(std::chrono::steady_clock::time_point when) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+             when - std::chrono::steady_clock::now());
+}
+
+// The server's `grpc-retry-pushback-ms` trailer (gRFC A6); a value that is not a
+// non-negative integer means "do not retry", as A6 says.
+std::optional<std::chrono::milliseconds> pushback_of(const grpc::ClientContext& context) {
+  const auto& trailers = context.GetServerTrailingMetadata();
+  const auto found = trailers.find("grpc-retry-pushback-ms");
+  if (found == trailers.end()) return std::nullopt;
+  const grpc::string_ref text = found->second;
+  long long value = -1;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size() || value < 0) {
+    return std::chrono::milliseconds(-1);
+  }
+  return std::chrono::milliseconds(value);
+}
+
+std::pair<std::error_code, const char*> error_of(CancelReason reason) {
+  if (reason == CancelReason::closed) {
+    return {errc::runner_closed, "the runner was closed while the call was in flight"};
+  }
+  return {asio::error::operation_aborted, "cancelled by the caller"};
+}
+
+}  // namespace
 
 CallBase::CallBase(RunnerCore* core, Command command)
     : RunnerMembership(core), command_(std::move(command)) {}
-
-void CallBase::cancel_with(CancelReason reason) noexcept {
-  auto expected = CancelReason::none;
-  if (!cancel_reason_.compare_exchange_strong(expected, reason)) return;
-  context_.TryCancel();
-  on_cancelled();
-}
 
 bool CallBase::prepare(OutputUse use, std::error_code& error, std::string& message) {
   auto validation = validate(command_);
@@ -30,43 +57,178 @@ bool CallBase::prepare(OutputUse use, std::error_code& error, std::string& messa
     message = std::move(size.message);
     return false;
   }
-  sequence_.info().exec_id = request_.exec_id();
   return true;
 }
 
-bool CallBase::start_rpc(const std::shared_ptr<CallBase>& self, int holds) {
-  // gRPC takes deadlines only as system_clock time points.
-  std::optional<std::chrono::system_clock::time_point> deadline;
-  if (auto timeout = rpc_timeout(core_->config(), command_)) {
-    deadline = std::chrono::system_clock::now() + *timeout;
+bool CallBase::start_call(int holds) {
+  holds_ = holds;
+  const auto now = std::chrono::steady_clock::now();
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  if (auto timeout = rpc_timeout(core_->config(), command_)) deadline = now + *timeout;
+  const RetryPolicy& policy = command_.retry ? *command_.retry : core_->config().retry;
+  RetryStep first;
+  {
+    std::lock_guard lock(mutex_);
+    // The exec id is a random UUID (or the caller's): a per-call jitter seed for free.
+    fsm_.emplace(policy, now, deadline, core_->agent_reattaches(),
+                 std::hash<std::string>{}(request_.exec_id()));
+    first = fsm_->start(now);
   }
-  core_->prepare_context(context_, deadline);
-  // Registered last: from here on close() may cancel the context concurrently.
-  if (!join(self)) return false;
-  core_->stub().async()->Exec(&context_, &request_, this);
-  if (holds > 0) AddMultipleHolds(holds);
-  StartRead(&response_);
-  StartCall();
+  // Registered before the first attempt: from here on close() may cancel concurrently.
+  if (!join(shared_from_this())) return false;
+  run(std::move(first));
   return true;
 }
 
-bool CallBase::abandoned(const grpc::Status& status) const {
-  // OnDone runs after every other reaction, so the sequence is no longer written to.
-  return should_send_cancel(cancel_reason(), status.error_code(), sequence_.exited());
+void CallBase::run(RetryStep step) {
+  switch (step.kind) {
+    case RetryStep::Kind::complete:
+      return conclude(std::move(step), false);
+    case RetryStep::Kind::wait: {
+      std::lock_guard lock(mutex_);
+      if (fsm_->done()) return;  // cancelled since the FSM decided to wait
+      alarm_ = std::make_unique<grpc::Alarm>();
+      // The callback runs on a gRPC thread, never inline; it holds the call alive.
+      alarm_->Set(to_system(step.until), [self = shared_from_this()](bool) { self->wait_done(); });
+      return;
+    }
+    case RetryStep::Kind::attempt:
+      break;
+  }
+  auto attempt =
+      std::make_shared<Attempt>(shared_from_this(), step.resume_stdout, step.resume_stderr);
+  std::optional<RetryStep> refused;
+  bool sent = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (const auto reason = cancel_reason(); reason != CancelReason::none) {
+      // Cancelled between the decision and now: this attempt ends before it began.
+      AttemptEnd end;
+      end.request_sent = false;
+      std::tie(end.error, std::ignore) = error_of(reason);
+      end.message = error_of(reason).second;
+      refused = fsm_->attempt_ended(end, std::chrono::steady_clock::now());
+      sent = request_sent_;
+    } else {
+      auto& resume = *request_.mutable_resume();
+      resume.set_stdout_offset(step.resume_stdout);
+      resume.set_stderr_offset(step.resume_stderr);
+      request_.set_attach_only(step.attach_only);
+      std::optional<std::chrono::system_clock::time_point> deadline;
+      if (auto overall = fsm_->deadline()) deadline = to_system(*overall);
+      core_->prepare_context(attempt->context, deadline);
+      attempt->bind(attempt, core_->stub(), request_, holds_);
+      attempt_ = attempt;
+      on_attempt_starting();
+    }
+  }
+  if (refused) return conclude(std::move(*refused), sent);
+  attempt->start();
 }
 
-void CallBase::send_cancel() { core_->send_cancel(request_.exec_id()); }
+void CallBase::wait_done() {
+  RetryStep step;
+  bool sent = false;
+  // The alarm keeps its callback (which holds this call) until the alarm is destroyed:
+  // destroyed here, after its callback ran, the cycle breaks. gRPC holds its own reference
+  // to the alarm while the callback runs.
+  std::unique_ptr<grpc::Alarm> fired;
+  {
+    std::lock_guard lock(mutex_);
+    fired = std::move(alarm_);
+    if (fsm_->done()) return;  // cancelled: whoever cancelled concluded the call
+    step = fsm_->wait_ended(std::chrono::steady_clock::now());
+    sent = request_sent_;
+  }
+  // The deadline passed while waiting: the user's own limit, so an exec an earlier attempt
+  // may have started is abandoned.
+  if (step.kind == RetryStep::Kind::complete) return conclude(std::move(step), sent);
+  run(std::move(step));
+}
 
-std::error_code CallBase::error_for(const grpc::Status& status, std::string& message) const {
+void CallBase::cancel_with(CancelReason reason) noexcept {
+  auto expected = CancelReason::none;
+  if (!cancel_reason_.compare_exchange_strong(expected, reason)) return;
+  std::shared_ptr<Attempt> attempt;
+  std::optional<RetryStep> ended;
+  std::unique_ptr<grpc::Alarm> alarm;
+  bool sent = false;
+  {
+    std::lock_guard lock(mutex_);
+    attempt = attempt_;
+    if (!attempt && fsm_ && fsm_->waiting() && reason != CancelReason::exited) {
+      auto [error, message] = error_of(reason);
+      ended = fsm_->cancel(error, message);
+      alarm = std::move(alarm_);  // null when run() has not set it yet: it sees the FSM done
+      sent = request_sent_;
+    }
+  }
+  if (attempt) attempt->cancel();
+  on_cancelled(attempt.get());
+  if (!ended) return;
+  // Its callback still runs (gRPC keeps what it needs) and finds the call over.
+  if (alarm) alarm->Cancel();
+  const bool abandoned = sent && (reason == CancelReason::user || reason == CancelReason::closed);
+  conclude(std::move(*ended), abandoned);
+}
+
+void CallBase::agent_sent_started() noexcept { core_->note_agent_reattaches(); }
+
+std::shared_ptr<Attempt> CallBase::current_attempt() const {
+  std::lock_guard lock(mutex_);
+  return attempt_;
+}
+
+RetryHistory CallBase::history() const {
+  std::lock_guard lock(mutex_);
+  return fsm_ ? fsm_->history() : RetryHistory{};
+}
+
+void CallBase::attempt_done(Attempt& attempt, const grpc::Status& status) {
+  // OnDone runs after every other reaction, so the sequence is no longer written to.
+  const bool exited = attempt.sequence.exited();
+  AttemptEnd end;
+  if (!exited) end.error = error_for(attempt, status, end.message);
+  end.started = attempt.sequence.started();
+  end.request_sent =
+      !failed_before_sending(status.error_code(), status.error_message(), attempt.answered());
+  end.stdout_received = attempt.sequence.received(OutputStream::out);
+  end.stderr_received = attempt.sequence.received(OutputStream::err);
+  end.pushback = pushback_of(attempt.context);
+  // Decided before the outcome is handed over: what the user does on seeing it (destroy
+  // the runner, which closes it) must not turn a call that already ended into an
+  // abandoned one.
+  const bool abandoned = should_send_cancel(cancel_reason(), status.error_code(), exited);
+  RetryStep step;
+  {
+    std::lock_guard lock(mutex_);
+    attempt_.reset();  // the attempt owns itself until its OnDone returns
+    request_sent_ = request_sent_ || end.request_sent;
+    step = fsm_->attempt_ended(end, std::chrono::steady_clock::now());
+  }
+  if (step.kind == RetryStep::Kind::complete) return conclude(std::move(step), abandoned);
+  run(std::move(step));
+}
+
+void CallBase::conclude(RetryStep step, bool abandoned) {
+  finish(step.error, std::move(step.message));
+  // After the outcome was handed over (the user never waits for the Cancel), and while
+  // this call is still registered, so the runner never looks idle in between. gRPC
+  // confirmed the last attempt ended, so the Cancel cannot overtake it.
+  if (abandoned) core_->send_cancel(request_.exec_id());
+}
+
+std::error_code CallBase::error_for(const Attempt& attempt, const grpc::Status& status,
+                                    std::string& message) const {
   switch (cancel_reason()) {
     case CancelReason::user:
-      message = "cancelled by the caller";
-      return asio::error::operation_aborted;
-    case CancelReason::closed:
-      message = "the runner was closed while the call was in flight";
-      return errc::runner_closed;
+    case CancelReason::closed: {
+      auto [error, text] = error_of(cancel_reason());
+      message = text;
+      return error;
+    }
     case CancelReason::violation:
-      message = "protocol error: " + sequence_.violation();
+      message = "protocol error: " + attempt.sequence.violation();
       return errc::protocol_error;
     case CancelReason::none:
     case CancelReason::exited:
@@ -79,6 +241,34 @@ std::error_code CallBase::error_for(const grpc::Status& status, std::string& mes
   message = status.error_message();
   if (message.empty()) message = "gRPC status " + std::to_string(status.error_code());
   return error_from_grpc_code(status.error_code());
+}
+
+// ---------------------------------------------------------------- Attempt
+
+void Attempt::bind(const std::shared_ptr<Attempt>& self, v1::SandboxExecService::Stub& stub,
+                   const v1::ExecRequest& request, int holds) {
+  self_ = self;
+  stub.async()->Exec(&context, &request, this);
+  if (holds > 0) AddMultipleHolds(holds);
+}
+
+void Attempt::start() {
+  StartRead(&response);
+  StartCall();
+}
+
+void Attempt::OnReadDone(bool ok) {
+  // Learnt before the message is handled: handling an exit that follows may hand the
+  // outcome over, and the caller's next call must already know.
+  if (ok && response.event_case() == v1::ExecResponse::kStarted) call_->agent_sent_started();
+  call_->on_read(*this, ok);
+}
+
+void Attempt::OnDone(const grpc::Status& status) {
+  // Keeps this attempt alive through the call's decision (which may start the next attempt
+  // on this thread), then lets it go: nothing may touch `this` afterwards.
+  const auto keep = std::move(self_);
+  call_->attempt_done(*this, status);
 }
 
 }  // namespace sandbox::detail

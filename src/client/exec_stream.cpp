@@ -72,6 +72,12 @@ std::string StreamCore::error_message() const {
   return message;
 }
 
+RetryHistory StreamCore::retries() const {
+  if (auto call = rpc.lock()) return call->history();
+  std::lock_guard lock(mutex);
+  return history;
+}
+
 // ---------------------------------------------------------------- the reactor
 
 StreamRpc::StreamRpc(RunnerCore* core, Command command, std::shared_ptr<StreamCore> stream)
@@ -87,23 +93,25 @@ void StreamRpc::start(RunnerCore* core, Command command,
   }
   {
     std::lock_guard lock(stream->mutex);
-    stream->identity = rpc->sequence_.info();
+    stream->identity.exec_id = rpc->request_.exec_id();
     stream->rpc = rpc;
-    stream->holding = true;  // reads are also started by next(), outside reactions
-    stream->reading = true;  // start_rpc issues the first read
   }
-  rpc->self_ = rpc;
-  if (!rpc->start_rpc(rpc, 1)) {
-    rpc->self_.reset();
-    {
-      std::lock_guard lock(stream->mutex);
-      stream->holding = stream->reading = false;
-    }
-    stream->fail(errc::runner_closed, "the runner is closed");
-  }
+  // One hold per attempt: reads are also started by next(), outside reactions.
+  if (!rpc->start_call(1)) stream->fail(errc::runner_closed, "the runner is closed");
 }
 
-void StreamRpc::OnReadDone(bool ok) {
+void StreamRpc::read_more() {
+  // The consumer claimed the read while the attempt held it open: it is the current one.
+  if (auto attempt = current_attempt()) attempt->read_next();
+}
+
+void StreamRpc::on_attempt_starting() {
+  std::lock_guard lock(stream_->mutex);
+  stream_->holding = true;
+  stream_->reading = true;  // the attempt starts with a read in flight
+}
+
+void StreamRpc::on_read(Attempt& attempt, bool ok) {
   StreamCore& s = *stream_;
   NextCompletion deliver;
   std::optional<OutputChunk> chunk;
@@ -114,20 +122,24 @@ void StreamRpc::OnReadDone(bool ok) {
     std::lock_guard lock(s.mutex);
     s.reading = false;
     if (!ok || s.ended) {
-      // The call is over (OnDone brings the status), or a cancellation made this read moot.
-      s.ended = true;
+      // This attempt is over (OnDone brings the status, and maybe a retry), or a
+      // cancellation made this read moot.
       release = std::exchange(s.holding, false);
     } else {
-      switch (sequence_.accept(response_)) {
-        case ResponseKind::started:
-          s.identity = sequence_.info();
+      v1::ExecResponse& response = attempt.response;
+      switch (attempt.sequence.accept(response)) {
+        case ResponseKind::started: {
+          std::string exec_id = std::move(s.identity.exec_id);
+          s.identity = attempt.sequence.info();
+          if (s.identity.exec_id.empty()) s.identity.exec_id = std::move(exec_id);
           break;
+        }
         case ResponseKind::chunk: {
           OutputChunk next;
-          next.stream = response_.has_stdout() ? OutputStream::out : OutputStream::err;
-          next.data = std::move(next.stream == OutputStream::out ? *response_.mutable_stdout()
-                                                                 : *response_.mutable_stderr());
-          next.offset = sequence_.received(next.stream) - next.data.size();
+          next.stream = response.has_stdout() ? OutputStream::out : OutputStream::err;
+          next.data = std::move(next.stream == OutputStream::out ? *response.mutable_stdout()
+                                                                 : *response.mutable_stderr());
+          next.offset = attempt.sequence.received(next.stream) - next.data.size();
           if (s.waiting && s.ready.empty()) {
             deliver = std::move(s.waiting);
             chunk = std::move(next);
@@ -136,16 +148,19 @@ void StreamRpc::OnReadDone(bool ok) {
           }
           break;
         }
-        case ResponseKind::exit:
+        case ResponseKind::exit: {
           // The first exit_code ends the stream, even if the agent keeps it open.
-          s.exit = sequence_.exit_status();
-          s.identity = sequence_.info();
+          s.exit = attempt.sequence.exit_status();
+          std::string exec_id = std::move(s.identity.exec_id);
+          s.identity = attempt.sequence.info();
+          if (s.identity.exec_id.empty()) s.identity.exec_id = std::move(exec_id);
           s.outcome = std::error_code{};
           s.ended = true;
           release = std::exchange(s.holding, false);
           end_reason = CancelReason::exited;
           if (s.waiting && s.ready.empty()) deliver = std::move(s.waiting);
           break;
+        }
         case ResponseKind::violation:
           s.ended = true;
           release = std::exchange(s.holding, false);
@@ -158,32 +173,32 @@ void StreamRpc::OnReadDone(bool ok) {
   }
   if (deliver) deliver({}, std::move(chunk));
   if (end_reason != CancelReason::none) cancel_with(end_reason);
-  if (release) RemoveHold();
-  if (read_again) StartRead(&response_);
+  if (release) attempt.RemoveHold();
+  if (read_again) attempt.read_next();
 }
 
-void StreamRpc::OnDone(const grpc::Status& status) {
-  const bool abandoned_exec = abandoned(status);
+void StreamRpc::finish(std::error_code error, std::string message) {
+  RetryHistory attempts = history();
   StreamCore& s = *stream_;
   NextCompletion deliver;
-  std::error_code error;
+  std::error_code delivered;
   {
     std::lock_guard lock(s.mutex);
     s.ended = true;
+    s.history = std::move(attempts);
     if (!s.outcome) {
-      s.outcome = error_for(status, s.message);
+      s.outcome = error;
+      s.message = std::move(message);
       if (s.waiting && s.ready.empty()) {
         deliver = std::move(s.waiting);
-        error = *s.outcome;
+        delivered = error;
       }
     }
   }
-  if (deliver) deliver(error, std::nullopt);
-  if (abandoned_exec) send_cancel();
-  self_.reset();  // may destroy this (and leave the runner): nothing may follow
+  if (deliver) deliver(delivered, std::nullopt);
 }
 
-void StreamRpc::on_cancelled() noexcept {
+void StreamRpc::on_cancelled(Attempt* attempt) noexcept {
   StreamCore& s = *stream_;
   bool release = false;
   {
@@ -192,11 +207,13 @@ void StreamRpc::on_cancelled() noexcept {
     // A caller's cancellation is terminal: what was read ahead is dropped. After close()
     // the chunks already received are still delivered before the error.
     if (cancel_reason() == CancelReason::user) s.ready.clear();
-    release = std::exchange(s.holding, false);
+    // A read in flight or claimed by the consumer ends with a failure and releases the
+    // hold itself; releasing it here could let the attempt end under that read.
+    if (!s.reading) release = std::exchange(s.holding, false);
   }
-  // Without a read in flight only our hold keeps the call open: releasing it lets the
-  // cancelled call reach OnDone instead of living until its deadline.
-  if (release) RemoveHold();
+  // Without a read in flight only our hold keeps the attempt open: releasing it lets the
+  // cancelled attempt reach OnDone instead of living until its deadline.
+  if (release && attempt != nullptr) attempt->RemoveHold();
 }
 
 std::shared_ptr<Cancellable> as_cancellable(const std::shared_ptr<StreamCore>& core) {
@@ -239,6 +256,8 @@ ExecInfo ExecStream::info() const { return core_ ? core_->info() : ExecInfo{}; }
 std::string ExecStream::error_message() const {
   return core_ ? core_->error_message() : std::string{};
 }
+
+RetryHistory ExecStream::retries() const { return core_ ? core_->retries() : RetryHistory{}; }
 
 void ExecStream::cancel() noexcept {
   if (core_) core_->cancel();

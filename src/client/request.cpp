@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <string_view>
 
+#include "client/detail/retry_fsm.hpp"
 #include "common/request_limits.hpp"
 #include "common/uuid.hpp"
 #include "sandbox/error.hpp"
@@ -47,6 +48,11 @@ Validation validate(const Command& cmd) {
   }
   if (cmd.timeout.count() < 0) return invalid("timeout: must not be negative");
   if (cmd.deadline && cmd.deadline->count() <= 0) return invalid("deadline: must be positive");
+  if (cmd.retry) {
+    if (auto violation = retry_policy_violation(*cmd.retry); !violation.empty()) {
+      return invalid(std::move(violation));
+    }
+  }
   return {};
 }
 

@@ -146,10 +146,8 @@ void RunnerCore::cancel_answered(grpc::StatusCode code, bool probe) {
 
 namespace {
 
-/// `exec()`: one RPC whose output is collected into an ExecResult, completed once.
-class ExecOperation final : public Operation,
-                            public CallBase,
-                            public std::enable_shared_from_this<ExecOperation> {
+/// `exec()`: one call whose output is collected into an ExecResult, completed once.
+class ExecOperation final : public Operation, public CallBase {
  public:
   ExecOperation(RunnerCore* core, Command command, ExecCompletion done)
       : CallBase(core, std::move(command)), done_(std::move(done)) {}
@@ -159,38 +157,36 @@ class ExecOperation final : public Operation,
     std::string message;
     if (!prepare(OutputUse::collect, error, message)) return complete(error, std::move(message));
     cap_ = request_.max_output_bytes();
-    // Owns itself until OnDone, which gRPC runs after every other reaction.
-    self_ = shared_from_this();
-    if (!start_rpc(self_, 0)) {
-      self_.reset();
-      return complete(errc::runner_closed, "the runner is closed");
-    }
+    if (!start_call(0)) complete(errc::runner_closed, "the runner is closed");
   }
 
   void cancel() noexcept override { cancel_with(CancelReason::user); }
 
  private:
-  void OnReadDone(bool ok) override {
+  // The reactions of one attempt at a time; a retry's attempt continues at the offsets
+  // collected so far, so the parts below never overlap.
+  void on_read(Attempt& attempt, bool ok) override {
     if (!ok) return;  // OnDone follows with the status
-    switch (sequence_.accept(response_)) {
+    v1::ExecResponse& response = attempt.response;
+    switch (attempt.sequence.accept(response)) {
       case ResponseKind::started:
+        info_ = attempt.sequence.info();
         break;
       case ResponseKind::chunk:
-        if (response_.has_stdout()) {
-          stdout_.add(std::move(*response_.mutable_stdout()), cap_,
-                      result_.status.stdout_truncated);
+        if (response.has_stdout()) {
+          stdout_.add(std::move(*response.mutable_stdout()), cap_, result_.status.stdout_truncated);
         } else {
-          stderr_.add(std::move(*response_.mutable_stderr()), cap_,
-                      result_.status.stderr_truncated);
+          stderr_.add(std::move(*response.mutable_stderr()), cap_, result_.status.stderr_truncated);
         }
         break;
       case ResponseKind::exit: {
         // The first exit_code ends the call, even if the agent kept the stream open.
         const bool stdout_cut = result_.status.stdout_truncated;
         const bool stderr_cut = result_.status.stderr_truncated;
-        result_.status = sequence_.exit_status();
+        result_.status = attempt.sequence.exit_status();
         result_.status.stdout_truncated |= stdout_cut;
         result_.status.stderr_truncated |= stderr_cut;
+        info_ = attempt.sequence.info();
         complete({}, {});
         cancel_with(CancelReason::exited);
         return;
@@ -199,29 +195,23 @@ class ExecOperation final : public Operation,
         cancel_with(CancelReason::violation);
         return;
     }
-    StartRead(&response_);
+    attempt.read_next();
   }
 
-  void OnDone(const grpc::Status& status) override {
-    const bool abandoned_exec = abandoned(status);
-    if (!completed_) {
-      std::string message;
-      auto error = error_for(status, message);
-      complete(error, std::move(message));
-    }
-    if (abandoned_exec) send_cancel();
-    self_.reset();  // may destroy this (and leave the runner): nothing may follow
+  void finish(std::error_code error, std::string message) override {
+    if (!completed_) complete(error, std::move(message));
   }
 
   void complete(std::error_code error, std::string message) {
     completed_ = true;
-    result_.info = sequence_.info();
+    result_.info = std::move(info_);
     if (result_.info.exec_id.empty()) result_.info.exec_id = request_.exec_id();
     result_.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - started_at_);
     result_.error_message = std::move(message);
     result_.stdout_data = stdout_.join();
     result_.stderr_data = stderr_.join();
+    result_.retries = history();
     done_(error, std::move(result_));
   }
 
@@ -255,11 +245,13 @@ class ExecOperation final : public Operation,
 
   ExecCompletion done_;
   ExecResult result_;
+  ExecInfo info_;
   Collected stdout_;
   Collected stderr_;
   std::uint64_t cap_ = 0;
-  bool completed_ = false;  // touched by start() before the RPC, then only by reactions
-  std::shared_ptr<ExecOperation> self_;
+  // Touched by start() before any attempt, then by one attempt's reactions or one wait's
+  // end at a time (the call's lock orders them).
+  bool completed_ = false;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <grpcpp/server_builder.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
@@ -143,6 +144,43 @@ ExecScript replying(std::string out, std::string err, int code) {
     exit.mutable_exit()->set_stderr_bytes(err.size());
     writer.Write(exit);
     return grpc::Status::OK;
+  };
+}
+
+ExecScript resuming_after_failures(std::string out, int failing, std::size_t per_attempt,
+                                   std::size_t chunk, std::string pushback) {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  return [out = std::move(out), failing, per_attempt, chunk, pushback = std::move(pushback), calls](
+             grpc::ServerContext& context, const v1::ExecRequest& request, ExecWriter& writer) {
+    const int call = (*calls)++;
+    auto started = started_message(request.exec_id());
+    started.mutable_started()->set_resumed(call > 0);
+    writer.Write(started);
+    std::size_t offset = std::min<std::size_t>(request.resume().stdout_offset(), out.size());
+    const std::size_t stop =
+        call < failing ? std::min(out.size(), offset + per_attempt) : out.size();
+    while (offset < stop) {
+      const std::size_t size = std::min(chunk, stop - offset);
+      writer.Write(stdout_message(out.substr(offset, size), offset));
+      offset += size;
+    }
+    if (call < failing) {
+      if (!pushback.empty()) context.AddTrailingMetadata("grpc-retry-pushback-ms", pushback);
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection to the sandbox lost");
+    }
+    auto exit = exit_message(0);
+    exit.mutable_exit()->set_stdout_bytes(out.size());
+    writer.Write(exit);
+    return grpc::Status::OK;
+  };
+}
+
+ExecScript unavailable_then(int failures, ExecScript then) {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  return [failures, then = std::move(then), calls](
+             grpc::ServerContext& context, const v1::ExecRequest& request, ExecWriter& writer) {
+    if ((*calls)++ < failures) return grpc::Status(grpc::StatusCode::UNAVAILABLE, "draining");
+    return then(context, request, writer);
   };
 }
 

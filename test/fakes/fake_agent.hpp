@@ -94,6 +94,18 @@ ExecScript exiting_then_holding_open(std::atomic<int>& cancels_seen, int code);
 /// the client cancels, counting each observed cancellation in `cancels_seen`.
 ExecScript waiting_for_cancel(std::atomic<int>& cancels_seen, std::string first_stdout = {});
 
+/// An agent that reattaches, with a connection that breaks: each call sends `started`
+/// (`resumed` after the first), then `out` from the call's `resume.stdout_offset` in chunks
+/// of `chunk` bytes. The first `failing` calls stop after `per_attempt` bytes with
+/// UNAVAILABLE (trailer `grpc-retry-pushback-ms: pushback` when it is not empty); the next
+/// one sends the rest and exit 0.
+ExecScript resuming_after_failures(std::string out, int failing, std::size_t per_attempt,
+                                   std::size_t chunk = 1000, std::string pushback = {});
+
+/// `failures` calls answered with a trailers-only UNAVAILABLE (nothing sent before the
+/// status, as a proxy or a server shutting down answers), then `then`.
+ExecScript unavailable_then(int failures, ExecScript then);
+
 /// A runner configuration pointing at `agent`.
 inline RemoteRunnerConfig runner_config(const FakeAgent& agent) {
   RemoteRunnerConfig config;

@@ -45,6 +45,9 @@ class CancelAgentTest : public ::testing::Test {
     if (via_proxy) proxy_ = std::make_unique<FaultProxy>(agent_->address());
     RemoteRunnerConfig config;
     config.address = via_proxy ? proxy_->address() : agent_->address();
+    // A dropped connection must end the stream here: these tests are about what the agent
+    // does with a lost call; the SDK's own reattach is tested in retry_agent_test.cpp.
+    config.retry.max_attempts = 1;
     runner_ = std::make_unique<RemoteRunner>(io_.get_executor(), config);
   }
 

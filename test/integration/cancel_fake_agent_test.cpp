@@ -260,7 +260,9 @@ TEST(CancelFakeAgentTest, MidStreamUnavailableSendsNoCancel) {
       answering_cancel());
   asio::io_context io;
   {
-    RemoteRunner runner(io.get_executor(), runner_config(agent));
+    auto config = runner_config(agent);
+    config.retry.max_attempts = 1;  // the call ends with the lost connection
+    RemoteRunner runner(io.get_executor(), config);
     auto stream = runner.stream({"make"});
     auto [first_ec, first] = run_bounded(io, stream.next(as_tuple(asio::use_awaitable)));
     EXPECT_FALSE(first_ec);

@@ -1,69 +1,98 @@
 #pragma once
-// What both kinds of Exec calls share: request preparation, the gRPC context, cancellation
-// reasons, and the final status -> error decision. The two subclasses differ only in where
-// output goes: ExecOperation collects it, StreamCore queues it for a consumer.
+// What both kinds of Exec calls share: request preparation, the attempts and the waits
+// between them (decided by RetryFsm), cancellation reasons, and the status -> error
+// decision. The two subclasses differ only in where output goes: ExecOperation collects
+// it, StreamRpc queues it for a consumer.
 
-#include <grpcpp/client_context.h>
-#include <grpcpp/support/client_callback.h>
+#include <grpcpp/alarm.h>
 
 #include <atomic>
 #include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <system_error>
 
+#include "client/detail/attempt.hpp"
 #include "client/detail/cancel_policy.hpp"
 #include "client/detail/request.hpp"
-#include "client/detail/response_sequence.hpp"
+#include "client/detail/retry_fsm.hpp"
 #include "client/detail/runner_core.hpp"
 #include "sandbox/command.hpp"
 
 namespace sandbox::detail {
 
-/// One Exec RPC (a grpc ClientReadReactor). Reactions run on gRPC threads.
-class CallBase : protected RunnerMembership, public grpc::ClientReadReactor<v1::ExecResponse> {
+/// One Exec call: one attempt after another until RetryFsm says it is over. Lives while an
+/// attempt or a wait holds it (each holds a shared_ptr), plus whoever else shares it.
+///
+/// Threads: attempts' reactions and the wait's alarm run on gRPC threads, one at a time
+/// for a call (an attempt or a wait starts only after the previous one ended); `cancel_with`
+/// runs on any thread. `mutex_` guards the FSM and the current attempt/wait. No gRPC
+/// function that may run a reaction inline (TryCancel, StartCall, alarm Cancel) is called
+/// with it held.
+class CallBase : protected RunnerMembership, public std::enable_shared_from_this<CallBase> {
  public:
   CallBase(const CallBase&) = delete;
   CallBase& operator=(const CallBase&) = delete;
-  ~CallBase() override = default;
+  virtual ~CallBase() = default;
 
-  /// Requests cancellation with `reason` (ignored if a reason is already set). Thread-safe,
-  /// also before the RPC started (gRPC then cancels it at start).
+  /// Requests cancellation with `reason` (ignored if a reason is already set): cancels the
+  /// attempt in flight, or ends a wait at once. Thread-safe, also before the call started.
   void cancel_with(CancelReason reason) noexcept;
+
+  /// An attempt's reactions (Attempt forwards them).
+  virtual void on_read(Attempt& attempt, bool ok) = 0;
+  void attempt_done(Attempt& attempt, const grpc::Status& status);
+  /// An attempt received `started`: the runner learns that its agent reattaches.
+  void agent_sent_started() noexcept;
 
  protected:
   CallBase(RunnerCore* core, Command command);
 
   /// Validates the command and builds the request; on failure fills `error`/`message`.
   bool prepare(OutputUse use, std::error_code& error, std::string& message);
-  /// Registers with the runner and issues the RPC with one read in flight; `holds` extra
-  /// holds are added first (for reads started outside reactions). False when the runner is
-  /// closed (nothing was started then).
-  bool start_rpc(const std::shared_ptr<CallBase>& self, int holds);
-  /// The error a finished call reports, from the cancellation reason and the status.
-  std::error_code error_for(const grpc::Status& status, std::string& message) const;
-  /// Whether the client abandoned the exec (`should_send_cancel`). OnDone decides first,
-  /// before it hands the outcome over: what the user does on seeing the outcome (destroy
-  /// the runner, which closes it) must not turn a call that already ended into an
-  /// abandoned one.
-  [[nodiscard]] bool abandoned(const grpc::Status& status) const;
-  /// Asks the agent to kill the command (Cancel). Called by OnDone after the outcome was
-  /// handed over (the user never waits for it) and before the call releases itself: the
-  /// runner counts the Cancel before this call leaves it, so it never looks idle in
-  /// between. gRPC confirmed the Exec call ended, so the Cancel cannot overtake it.
-  void send_cancel();
+  /// Registers with the runner and starts the first attempt, each with `holds` holds (for
+  /// reads started outside reactions). False when the runner is closed (nothing started).
+  bool start_call(int holds);
+  /// The attempt in flight, if any (for reads started by a consumer).
+  [[nodiscard]] std::shared_ptr<Attempt> current_attempt() const;
+  /// The attempts so far.
+  [[nodiscard]] RetryHistory history() const;
+
+  /// An attempt is about to start (called with the call's lock held; the subclass takes
+  /// only its own lock inside).
+  virtual void on_attempt_starting() {}
+  /// The call is over: `error` empty only after an exit was received. Called once, on a
+  /// gRPC thread, without the call's lock.
+  virtual void finish(std::error_code error, std::string message) = 0;
+  /// Runs once, on the cancelling thread, after the first reason was set and the attempt
+  /// in flight (`attempt`, may be null) was cancelled: a subclass that holds the attempt
+  /// open (a hold) releases it here.
+  virtual void on_cancelled(Attempt* /*attempt*/) noexcept {}
+
   [[nodiscard]] CancelReason cancel_reason() const noexcept { return cancel_reason_.load(); }
-  /// Runs once, on the cancelling thread, after the first reason was set and TryCancel
-  /// issued: a subclass that holds the call open (a hold) releases it here.
-  virtual void on_cancelled() noexcept {}
 
   Command command_;
-  grpc::ClientContext context_;
-  v1::ExecRequest request_;
-  v1::ExecResponse response_;
-  ResponseSequence sequence_;
+  v1::ExecRequest request_;  // attempts only read it; rewritten between attempts
   std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
 
  private:
+  /// Does what the FSM said. Never called with the lock held.
+  void run(RetryStep step);
+  void wait_done();
+  /// The error of an attempt that ended without an exit.
+  std::error_code error_for(const Attempt& attempt, const grpc::Status& status,
+                            std::string& message) const;
+  /// Ends the call: asks the agent to kill the command when the client abandoned it.
+  void conclude(RetryStep step, bool abandoned);
+
+  mutable std::mutex mutex_;
+  std::optional<RetryFsm> fsm_;         // guarded by mutex_; set by start_call
+  std::shared_ptr<Attempt> attempt_;    // guarded by mutex_: the attempt in flight
+  std::unique_ptr<grpc::Alarm> alarm_;  // guarded by mutex_: the wait in progress
+  bool request_sent_ = false;           // guarded by mutex_: some attempt may have run it
+  int holds_ = 0;
   std::atomic<CancelReason> cancel_reason_{CancelReason::none};
 };
 

@@ -21,6 +21,11 @@ enum class ResponseKind {
 /// Tracks one Exec response stream. Not thread-safe; one per attempt.
 class ResponseSequence {
  public:
+  ResponseSequence() = default;
+  /// An attempt that resumes: its chunks must continue at these offsets.
+  ResponseSequence(std::uint64_t stdout_from, std::uint64_t stderr_from) noexcept
+      : stdout_received_(stdout_from), stderr_received_(stderr_from) {}
+
   /// Classifies `message` and advances. After `exit` or `violation`, every further message
   /// is a violation.
   ResponseKind accept(const v1::ExecResponse& message);

@@ -5,6 +5,7 @@
 
 #include <grpcpp/client_context.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -66,6 +67,16 @@ class RunnerCore {
   /// Must be called while a registered call keeps the runner alive.
   void send_cancel(const std::string& exec_id);
 
+  /// Whether an Exec of this runner has seen `started`: the agent is of the generation
+  /// that reattaches, so a retry before a call's own `started` cannot run a command twice.
+  [[nodiscard]] bool agent_reattaches() const noexcept {
+    return agent_reattaches_.load(std::memory_order_relaxed);
+  }
+  /// Records that an Exec saw `started`.
+  void note_agent_reattaches() noexcept {
+    agent_reattaches_.store(true, std::memory_order_relaxed);
+  }
+
  private:
   /// What the runner knows about the agent's Cancel.
   enum class CancelSupport { unknown, supported, unsupported };
@@ -95,6 +106,7 @@ class RunnerCore {
   CancelSupport cancel_support_ = CancelSupport::unknown;
   bool probing_ = false;
   std::vector<DeferredCancel> deferred_cancels_;
+  std::atomic<bool> agent_reattaches_{false};
 };
 
 /// The first base of every call. Base subobjects are destroyed after the members of the

@@ -2,8 +2,9 @@
 // The engine behind ExecStream, in two objects:
 // - StreamCore: the consumer's side (what ExecStream holds): the bounded queue of chunks,
 //   the outcome, the pending next(). It may outlive the runner.
-// - StreamRpc: the gRPC reactor. It owns itself until OnDone and is never owned by the
-//   consumer, so the runner can wait for every grpc call to be destroyed before its channel.
+// - StreamRpc: the call (its attempts are the gRPC reactors). Attempts and waits own it;
+//   the consumer never does, so the runner can wait for every grpc call to be destroyed
+//   before its channel.
 
 #include <deque>
 #include <memory>
@@ -18,13 +19,16 @@ namespace sandbox::detail {
 
 class StreamRpc;
 
-/// Invariants, all under `mutex`:
-/// - at most one read is in flight (`reading`); it is started by a reaction while the queue
-///   has room, otherwise by the consumer's `next()` once it made room;
+/// Invariants, all under `mutex`, for the attempt in flight:
+/// - at most one read is in flight or claimed (`reading`); it is started by a reaction
+///   while the queue has room, otherwise by the consumer's `next()` once it made room;
 /// - the queue holds at most `read_ahead` chunks: memory is bounded, and a consumer that
 ///   stops reading stops the reads, so HTTP/2 flow control slows the agent;
-/// - the RPC's hold is released exactly once (`holding`): at the end of the stream or on
-///   cancellation; while it is held the reactor is alive (no OnDone);
+/// - the attempt's hold is released exactly once (`holding`): when a read fails (the
+///   attempt is over; a retry's attempt takes a new hold), at the end of the stream, or on
+///   cancellation when no read is in flight or claimed (else that read's failure releases
+///   it); while it is held the attempt is alive (no OnDone);
+/// - chunks received stay queued across attempts: a retry resumes after them.
 /// - no gRPC function is called with the mutex held (gRPC may run reactions inline).
 class StreamCore final : public Cancellable {
  public:
@@ -39,6 +43,7 @@ class StreamCore final : public Cancellable {
   [[nodiscard]] ExitStatus exit_status() const;
   [[nodiscard]] ExecInfo info() const;
   [[nodiscard]] std::string error_message() const;
+  [[nodiscard]] RetryHistory retries() const;
 
   /// Ends the stream before any RPC (validation failure, closed runner).
   void fail(std::error_code error, std::string message);
@@ -56,26 +61,28 @@ class StreamCore final : public Cancellable {
   std::string message;
   ExitStatus exit;
   ExecInfo identity;
-  std::weak_ptr<StreamRpc> rpc;  // set before the RPC starts; expires after OnDone
+  RetryHistory history;          // set when the call is over
+  std::weak_ptr<StreamRpc> rpc;  // set before the call starts; expires when it is over
 };
 
-/// The Exec reactor of one stream; reports into its StreamCore.
-class StreamRpc final : public CallBase, public std::enable_shared_from_this<StreamRpc> {
+/// The Exec call of one stream; reports into its StreamCore.
+class StreamRpc final : public CallBase {
  public:
   StreamRpc(RunnerCore* core, Command command, std::shared_ptr<StreamCore> stream);
 
-  /// Validates and starts the RPC; a failure becomes the stream's terminal error.
+  /// Validates and starts the call; a failure becomes the stream's terminal error.
   static void start(RunnerCore* core, Command command, const std::shared_ptr<StreamCore>& stream);
   /// Starts the read the consumer claimed with take_read_locked().
-  void read_more() { StartRead(&response_); }
+  void read_more();
+  using CallBase::history;
 
  private:
-  void OnReadDone(bool ok) override;
-  void OnDone(const grpc::Status& status) override;
-  void on_cancelled() noexcept override;
+  void on_read(Attempt& attempt, bool ok) override;
+  void on_attempt_starting() override;
+  void finish(std::error_code error, std::string message) override;
+  void on_cancelled(Attempt* attempt) noexcept override;
 
   std::shared_ptr<StreamCore> stream_;
-  std::shared_ptr<StreamRpc> self_;  // keeps the reactor alive until OnDone
 };
 
 }  // namespace sandbox::detail
