@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Every check of sandbox-exec-cpp on a fresh Debian 12 machine: install what is missing,
-# lint the contract, build presets `default` and `asan`, run both CTest suites, then install
-# the default build and build + run the out-of-tree consumer in test/package against it.
+# lint the contract, build presets `default` and `asan`, run both CTest suites and the short
+# soak, install the default build and build + run the out-of-tree consumer in test/package
+# against it, then the ThreadSanitizer job (scripts/tsan.sh) and the fuzzers
+# (scripts/fuzz.sh).
 # Quiet: each step logs to build/logs/<step>.log, shown (tail) when the step fails.
 set -euo pipefail
 
@@ -123,6 +125,11 @@ done
 status=0
 ctest_step default || status=1
 ctest_step asan || status=1
+step soak ctest --preset soak || status=1
+grep -ho 'soak: execs=.*' "$log_dir/soak.log" | sed 's/^/    /' || true
 step package package_test || status=1
+step tsan "$root/scripts/tsan.sh" || status=1
+sed -n 's/^\(ctest-tsan-grpc.*\)/    \1/p' "$log_dir/tsan.log" || true
+step fuzz "$root/scripts/fuzz.sh" || status=1
 echo "test: $( ((status == 0)) && echo passed || echo FAILED ) in $((SECONDS - started))s"
 exit "$status"

@@ -296,6 +296,30 @@ TEST_F(AgentReattachTest, ResumeOfAnUnknownIdIsNotFoundAndRunsNothing) {
   EXPECT_EQ(runs(), 0);
 }
 
+TEST_F(AgentReattachTest, AttachOnlyOfAnUnknownIdIsNotFoundAndRunsNothing) {
+  // A retry after `started`, at offset 0, reaching an agent that restarted meanwhile.
+  start();
+  v1::ExecRequest request = exec_request({"sh", "-c", "echo ran >> runs"});
+  request.set_exec_id("unknown-2");
+  request.set_attach_only(true);
+  ExecTranscript t = run(request);
+  EXPECT_EQ(t.status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(t.status.error_message(), HasSubstr("attach_only"));
+  EXPECT_EQ(runs(), 0);
+}
+
+TEST_F(AgentReattachTest, AttachOnlyReattachesToAKnownExec) {
+  start();
+  v1::ExecRequest request = exec_request({"sh", "-c", "echo ran >> runs; echo out"});
+  request.set_exec_id("known-2");
+  ASSERT_TRUE(run(request).status.ok());
+  request.set_attach_only(true);  // not part of the request's identity
+  ExecTranscript again = run(request);
+  ASSERT_TRUE(again.status.ok()) << again.status.error_message();
+  EXPECT_EQ(again.stdout_bytes, "out\n");
+  EXPECT_EQ(runs(), 1);
+}
+
 TEST_F(AgentReattachTest, ShutdownKillsDetachedCommandsWithoutWaitingForTheGrace) {
   start();
   const v1::ExecRequest request = sleeper("shutdown-1");
