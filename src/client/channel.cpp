@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "client/detail/retry_fsm.hpp"
+#include "client/detail/tsan_annotations.hpp"
 #include "sandbox/error.hpp"
 
 namespace sandbox::detail {
@@ -40,7 +41,12 @@ std::string read_pem(const std::string& pem, const std::string& path, const char
 // metadata; DebugString never shows it.
 class BearerTokenPlugin final : public grpc::MetadataCredentialsPlugin {
  public:
-  explicit BearerTokenPlugin(std::string token) : header_("Bearer " + std::move(token)) {}
+  explicit BearerTokenPlugin(std::string token) : header_("Bearer " + std::move(token)) {
+    ordered_before(this);  // gRPC destroys it on one of its threads
+  }
+  ~BearerTokenPlugin() override { ordered_after(this); }
+  BearerTokenPlugin(const BearerTokenPlugin&) = delete;
+  BearerTokenPlugin& operator=(const BearerTokenPlugin&) = delete;
   [[nodiscard]] bool IsBlocking() const override { return false; }
   [[nodiscard]] const char* GetType() const override { return "sandbox.bearer"; }
   grpc::Status GetMetadata(grpc::string_ref /*service_url*/, grpc::string_ref /*method_name*/,

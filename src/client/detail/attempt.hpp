@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "client/detail/response_sequence.hpp"
+#include "client/detail/tsan_annotations.hpp"
 #include "sandbox/v1/sandbox_exec.grpc.pb.h"
 
 namespace sandbox::detail {
@@ -36,7 +37,10 @@ class Attempt final : public grpc::ClientReadReactor<v1::ExecResponse> {
   /// Issues the first read and starts the call.
   void start();
   /// Starts the next read (at most one in flight; the call's rules decide when).
-  void read_next() { StartRead(&response); }
+  void read_next() {
+    ordered_before(this);
+    StartRead(&response);
+  }
   /// Cancels the RPC (TryCancel); its reactions then end with failures and OnDone.
   void cancel() noexcept { context.TryCancel(); }
   /// Whether the agent's initial metadata arrived (the request reached a server).
@@ -47,7 +51,11 @@ class Attempt final : public grpc::ClientReadReactor<v1::ExecResponse> {
   ResponseSequence sequence;
 
  private:
-  void OnReadInitialMetadataDone(bool ok) override { answered_.store(ok); }
+  void OnReadInitialMetadataDone(bool ok) override {
+    ordered_after(this);
+    answered_.store(ok);
+    ordered_before(this);
+  }
   void OnReadDone(bool ok) override;
   void OnDone(const grpc::Status& status) override;
 

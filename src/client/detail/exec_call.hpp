@@ -19,6 +19,7 @@
 #include "client/detail/request.hpp"
 #include "client/detail/retry_fsm.hpp"
 #include "client/detail/runner_core.hpp"
+#include "client/detail/tsan_annotations.hpp"
 #include "sandbox/command.hpp"
 
 namespace sandbox::detail {
@@ -35,7 +36,7 @@ class CallBase : protected RunnerMembership, public std::enable_shared_from_this
  public:
   CallBase(const CallBase&) = delete;
   CallBase& operator=(const CallBase&) = delete;
-  virtual ~CallBase() = default;
+  virtual ~CallBase() { ordered_after(this); }
 
   /// Requests cancellation with `reason` (ignored if a reason is already set): cancels the
   /// attempt in flight, or ends a wait at once. Thread-safe, also before the call started.
