@@ -53,13 +53,13 @@ bool retryable(const RetryPolicy& policy, std::error_code error) {
          policy.retryable_codes.end();
 }
 
-RetryFsm::RetryFsm(RetryPolicy policy, RetryClock::time_point now,
+RetryFsm::RetryFsm(const RetryPolicy& policy, RetryClock::time_point now,
                    std::optional<RetryClock::time_point> call_deadline, bool agent_reattaches,
                    std::uint64_t seed)
-    : policy_(std::move(policy)),
+    : policy_(policy),
       deadline_(call_deadline),
       agent_reattaches_(agent_reattaches),
-      random_(seed) {
+      random_(static_cast<std::minstd_rand::result_type>(seed % std::minstd_rand::modulus)) {
   if (policy_.deadline.count() > 0) {
     const auto own = now + policy_.deadline;
     deadline_ = deadline_ ? std::min(*deadline_, own) : own;

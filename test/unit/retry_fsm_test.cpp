@@ -87,7 +87,8 @@ TEST(Retryable, OnlyListedCodesAndNeverTheAnswers) {
 }
 
 TEST(RetryFsm, FirstAttemptRunsAtOnceAndSuccessCompletes) {
-  RetryFsm fsm(no_jitter(), t0, std::nullopt, false, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, std::nullopt, false, 1);
   const RetryStep first = fsm.start(t0);
   ASSERT_EQ(first.kind, Kind::attempt);
   EXPECT_EQ(first.attempt, 1U);
@@ -104,7 +105,8 @@ TEST(RetryFsm, FirstAttemptRunsAtOnceAndSuccessCompletes) {
 }
 
 TEST(RetryFsm, RetriesUnavailableWithTheDocumentedBackoffAndResumeOffsets) {
-  RetryFsm fsm(no_jitter(), t0, std::nullopt, false, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, std::nullopt, false, 1);
   auto now = t0;
   ASSERT_EQ(fsm.start(now).kind, Kind::attempt);
   const std::chrono::milliseconds expected[] = {100ms, 200ms, 400ms, 800ms};
@@ -171,7 +173,8 @@ TEST(RetryFsm, NeverRetriesTheAgentsAnswers) {
                     errc::failed_precondition, errc::data_loss, errc::deadline_exceeded,
                     errc::not_found, errc::resource_exhausted, errc::protocol_error,
                     errc::missing_exit_code, errc::runner_closed}) {
-    RetryFsm fsm(no_jitter(), t0, std::nullopt, true, 1);
+    const RetryPolicy plain = no_jitter();
+    RetryFsm fsm(plain, t0, std::nullopt, true, 1);
     fsm.start(t0);
     const RetryStep step = fsm.attempt_ended(failed(code), t0);
     EXPECT_EQ(step.kind, Kind::complete) << make_error_code(code).message();
@@ -181,7 +184,8 @@ TEST(RetryFsm, NeverRetriesTheAgentsAnswers) {
 }
 
 TEST(RetryFsm, TheCallersCancellationEndsAnAttemptForGood) {
-  RetryFsm fsm(no_jitter(), t0, std::nullopt, true, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, std::nullopt, true, 1);
   fsm.start(t0);
   EXPECT_FALSE(fsm.cancel(asio::error::operation_aborted, "cancelled"));  // the glue cancels
   AttemptEnd end;
@@ -192,7 +196,8 @@ TEST(RetryFsm, TheCallersCancellationEndsAnAttemptForGood) {
 }
 
 TEST(RetryFsm, CancellationDuringABackoffCompletesAtOnce) {
-  RetryFsm fsm(no_jitter(), t0, std::nullopt, true, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, std::nullopt, true, 1);
   fsm.start(t0);
   ASSERT_EQ(fsm.attempt_ended(failed(errc::unavailable), t0).kind, Kind::wait);
   const auto step = fsm.cancel(make_error_code(errc::runner_closed), "closed");
@@ -205,13 +210,14 @@ TEST(RetryFsm, CancellationDuringABackoffCompletesAtOnce) {
 
 TEST(RetryFsm, BeforeStartedOnlyAnUnsentRequestIsRetried) {
   // The agent may be of the older generation (no `started`, no reattach).
-  RetryFsm sent(no_jitter(), t0, std::nullopt, false, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm sent(plain, t0, std::nullopt, false, 1);
   sent.start(t0);
   const RetryStep refused = sent.attempt_ended(failed(errc::unavailable, false), t0);
   EXPECT_EQ(refused.kind, Kind::complete);
   EXPECT_NE(refused.message.find("not retried"), std::string::npos);
 
-  RetryFsm unsent(no_jitter(), t0, std::nullopt, false, 1);
+  RetryFsm unsent(plain, t0, std::nullopt, false, 1);
   unsent.start(t0);
   AttemptEnd end = failed(errc::unavailable, false);
   end.request_sent = false;  // e.g. connection refused
@@ -222,7 +228,8 @@ TEST(RetryFsm, BeforeStartedOnlyAnUnsentRequestIsRetried) {
 }
 
 TEST(RetryFsm, AnAgentKnownToReattachIsRetriedBeforeStarted) {
-  RetryFsm fsm(no_jitter(), t0, std::nullopt, true, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, std::nullopt, true, 1);
   fsm.start(t0);
   ASSERT_EQ(fsm.attempt_ended(failed(errc::unavailable, false), t0).kind, Kind::wait);
   const RetryStep next = fsm.wait_ended(t0 + 100ms);
@@ -232,7 +239,8 @@ TEST(RetryFsm, AnAgentKnownToReattachIsRetriedBeforeStarted) {
 }
 
 TEST(RetryFsm, OnceStartedEveryLaterAttemptOnlyReattaches) {
-  RetryFsm fsm(no_jitter(), t0, std::nullopt, false, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, std::nullopt, false, 1);
   fsm.start(t0);
   fsm.attempt_ended(failed(errc::unavailable, true), t0);
   EXPECT_TRUE(fsm.wait_ended(t0 + 100ms).attach_only);
@@ -275,11 +283,13 @@ TEST(RetryFsm, ThePolicysDeadlineAndTheCallsTheEarlierWins) {
   EXPECT_EQ(RetryFsm(policy, t0, t0 + 2s, true, 1).deadline(), t0 + 500ms);
   EXPECT_EQ(RetryFsm(policy, t0, t0 + 200ms, true, 1).deadline(), t0 + 200ms);
   EXPECT_EQ(RetryFsm(policy, t0, std::nullopt, true, 1).deadline(), t0 + 500ms);
-  EXPECT_EQ(RetryFsm(no_jitter(), t0, std::nullopt, true, 1).deadline(), std::nullopt);
+  const RetryPolicy plain = no_jitter();
+  EXPECT_EQ(RetryFsm(plain, t0, std::nullopt, true, 1).deadline(), std::nullopt);
 }
 
 TEST(RetryFsm, AnExpiredDeadlineFailsBeforeAnyAttempt) {
-  RetryFsm fsm(no_jitter(), t0, t0, true, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, t0, true, 1);
   const RetryStep step = fsm.start(t0);
   EXPECT_EQ(step.kind, Kind::complete);
   EXPECT_EQ(step.error, errc::deadline_exceeded);
@@ -287,7 +297,8 @@ TEST(RetryFsm, AnExpiredDeadlineFailsBeforeAnyAttempt) {
 }
 
 TEST(RetryFsm, PushbackReplacesTheBackoffAndRestartsIt) {
-  RetryFsm fsm(no_jitter(), t0, std::nullopt, true, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, std::nullopt, true, 1);
   auto now = t0;
   fsm.start(now);
   RetryStep step = fsm.attempt_ended(failed(errc::unavailable), now);  // 100 ms
@@ -308,7 +319,8 @@ TEST(RetryFsm, PushbackReplacesTheBackoffAndRestartsIt) {
 }
 
 TEST(RetryFsm, NegativePushbackStopsRetrying) {
-  RetryFsm fsm(no_jitter(), t0, std::nullopt, true, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, std::nullopt, true, 1);
   fsm.start(t0);
   AttemptEnd end = failed(errc::unavailable);
   end.pushback = -1ms;
@@ -330,7 +342,8 @@ TEST(RetryFsm, PushbackIsIgnoredWhenThePolicySaysSo) {
 }
 
 TEST(RetryFsm, PushbackNeverRetriesANonRetryableError) {
-  RetryFsm fsm(no_jitter(), t0, std::nullopt, true, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, std::nullopt, true, 1);
   fsm.start(t0);
   AttemptEnd end = failed(errc::invalid_argument);
   end.pushback = 10ms;
@@ -348,7 +361,8 @@ TEST(RetryFsm, OneAttemptPolicyNeverWaits) {
 }
 
 TEST(RetryFsm, SuccessAfterRetriesKeepsTheFailuresInTheHistory) {
-  RetryFsm fsm(no_jitter(), t0, std::nullopt, true, 1);
+  const RetryPolicy plain = no_jitter();
+  RetryFsm fsm(plain, t0, std::nullopt, true, 1);
   fsm.start(t0);
   AttemptEnd first = failed(errc::unavailable);
   first.message = "reset";

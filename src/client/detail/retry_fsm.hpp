@@ -71,10 +71,13 @@ class RetryFsm {
   /// `call_deadline`: the call's own deadline (none: nullopt); the policy's deadline, counted
   /// from `now`, may shorten it. `agent_reattaches`: the runner already knows the agent
   /// sends `started` (so a failure before this call's `started` is still safe to retry).
-  /// `seed` drives the jitter.
-  RetryFsm(RetryPolicy policy, RetryClock::time_point now,
+  /// `seed` drives the jitter. `policy` is not copied: it must outlive the FSM (the call's
+  /// command or the runner's configuration holds it).
+  RetryFsm(const RetryPolicy& policy, RetryClock::time_point now,
            std::optional<RetryClock::time_point> call_deadline, bool agent_reattaches,
            std::uint64_t seed);
+  RetryFsm(RetryPolicy&&, RetryClock::time_point, std::optional<RetryClock::time_point>, bool,
+           std::uint64_t) = delete;  // the policy must outlive the FSM
 
   /// The first step: the first attempt, or the deadline error when it already passed.
   RetryStep start(RetryClock::time_point now);
@@ -102,10 +105,10 @@ class RetryFsm {
   RetryStep finish(std::error_code error, std::string message);
   RetryStep deadline_error();
 
-  RetryPolicy policy_;
+  const RetryPolicy& policy_;
   std::optional<RetryClock::time_point> deadline_;
   bool agent_reattaches_;
-  std::mt19937_64 random_;
+  std::minstd_rand random_;  // 8 bytes of state: jitter needs no better
   State state_ = State::idle;
   RetryHistory history_;
   bool seen_started_ = false;
