@@ -178,6 +178,70 @@ void response_seeds(const fs::path& dir) {
         std::string("\x03\xff\xff\xff", 4) + sequence({started(), exit_with(0)}));
 }
 
+// ---------------------------------------------------------------- client_exec_fuzz
+// Attempt scripts separated by an empty piece, then the control byte (client_exec_fuzz.cpp).
+constexpr unsigned char kStream = 0x80;    // also run stream()
+constexpr unsigned char kHoldOpen = 0x40;  // keep the stream open after an exit
+constexpr unsigned char kPushback0 = 0x10;
+constexpr unsigned char kPushback2 = 0x20;
+constexpr unsigned char kPushbackInvalid = 0x30;
+constexpr unsigned char kUnavailable = 14;
+
+std::string attempts(std::initializer_list<std::string> scripts, unsigned char control) {
+  std::string bytes;
+  bool first = true;
+  for (const std::string& script : scripts) {
+    if (!std::exchange(first, false)) bytes += '\0';
+    bytes += script;
+  }
+  return bytes + static_cast<char>(control);
+}
+
+ExecResponse resumed() {
+  ExecResponse m = started();
+  m.mutable_started()->set_resumed(true);
+  return m;
+}
+
+void exec_seeds(const fs::path& dir) {
+  const std::string normal =
+      sequence({started(), out("hello\n", 0), err("oops\n", 0), exit_with(3)});
+  write(dir, "normal", attempts({normal}, 0));
+  write(dir, "normal-stream", attempts({normal}, kStream));
+  write(dir, "exit-then-internal", attempts({normal}, kStream | 13));
+  write(dir, "hold-open-after-exit",
+        attempts({sequence({started(), out("x", 0), exit_with(0)})}, kStream | kHoldOpen));
+  write(dir, "after-exit", attempts({sequence({started(), exit_with(1), out("late", 0)})}, 0));
+  const std::string partial = sequence({started(), out("hel", 0), err("e", 0)});
+  write(dir, "missing-exit", attempts({partial}, kStream));
+  write(dir, "internal", attempts({partial}, 13));
+  write(dir, "cancelled-by-agent", attempts({partial}, kStream | 1));
+  write(dir, "data-loss", attempts({partial}, 15));
+  write(dir, "unavailable-no-retry", attempts({partial}, kStream | kUnavailable));
+  const std::string rest = sequence({resumed(), out("lo\n", 3), exit_with(0)});
+  write(dir, "retry-resume", attempts({partial, rest}, kStream));
+  write(dir, "retry-pushback-0", attempts({partial, rest}, kPushback0));
+  write(dir, "retry-pushback-invalid", attempts({partial, rest}, kStream | kPushbackInvalid));
+  write(dir, "retry-twice",
+        attempts({sequence({}), partial, sequence({resumed(), err("!", 1), exit_with(0)})},
+                 kStream | kPushback2));
+  write(dir, "retry-resent-from-zero",
+        attempts({partial, sequence({resumed(), out("hello\n", 0), exit_with(0)})}, kStream));
+  write(dir, "retry-fails-again",
+        attempts({partial, sequence({resumed(), out("lo", 3)})}, kStream | kUnavailable));
+  write(dir, "second-started", attempts({sequence({started(), started(), exit_with(0)})}, 0));
+  write(dir, "older-agent",
+        attempts({sequence({out("a", 0), out("b", 0), exit_with(0, false)})}, kStream));
+  {
+    ExecResponse killed = exit_with(137);
+    killed.mutable_exit()->set_signal(9);
+    killed.mutable_exit()->set_timed_out(true);
+    killed.mutable_exit()->set_stdout_truncated(true);
+    write(dir, "killed",
+          attempts({sequence({started(), out("", 0), err("e", 0), killed})}, kStream));
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -188,5 +252,6 @@ int main(int argc, char** argv) {
   const fs::path root = argv[1];
   request_seeds(root / "agent_request_validation_fuzz");
   response_seeds(root / "client_response_sequence_fuzz");
+  exec_seeds(root / "client_exec_fuzz");
   return 0;
 }
