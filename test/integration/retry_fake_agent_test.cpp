@@ -417,5 +417,49 @@ TEST(RetryFakeAgentTest, GrpcsOwnRetriesStayOffWhateverTheChannelArgumentsSay) {
   EXPECT_EQ(calls.load(), 1) << "gRPC re-sent the Exec behind the SDK's back";
 }
 
+// A command that prints nothing for 3.5 s between `started` and its output: long enough
+// for four pings (gRPC 1.51's client sends at most one per second), which a default
+// server answers with GOAWAY too_many_pings (its third strike).
+ExecScript silent_for_a_while() {
+  return [](grpc::ServerContext&, const v1::ExecRequest& request, ExecWriter& writer) {
+    writer.Write(started_message(request.exec_id()));
+    std::this_thread::sleep_for(3500ms);
+    writer.Write(stdout_message("late\n", 0));
+    writer.Write(exit_message(0));
+    return grpc::Status::OK;
+  };
+}
+
+// The fake is a gRPC server with the default ping policy (one ping per 5 minutes while it
+// sends nothing, two strikes forgiven). Keepalive as often as gRPC allows (every second):
+// gRPC stops after `max_pings_without_data` pings, so no GOAWAY.
+TEST(KeepaliveFakeAgentTest, TheDefaultPingLimitNeverEarnsTooManyPingsFromADefaultServer) {
+  FakeAgent agent(silent_for_a_while());
+  asio::io_context io;
+  auto config = quick_config(agent);
+  config.retry.max_attempts = 1;
+  config.keepalive.time = 100ms;
+  config.keepalive.timeout = 1000ms;
+  ASSERT_EQ(config.keepalive.max_pings_without_data, 2);  // the default under test
+  RemoteRunner runner(io.get_executor(), config);
+  auto [ec, result] = run_bounded(io, runner.exec({"make"}, as_tuple(asio::use_awaitable)));
+  ASSERT_FALSE(ec) << result.error_message;
+  EXPECT_EQ(result.stdout_data, "late\n");
+}
+
+// The same pings without the limit do earn the GOAWAY: the test above can fail.
+TEST(KeepaliveFakeAgentTest, UnlimitedPingsAgainstADefaultServerAreRefused) {
+  FakeAgent agent(silent_for_a_while());
+  asio::io_context io;
+  auto config = quick_config(agent);
+  config.retry.max_attempts = 1;
+  config.keepalive.time = 100ms;
+  config.keepalive.timeout = 1000ms;
+  config.keepalive.max_pings_without_data = 0;
+  RemoteRunner runner(io.get_executor(), config);
+  auto [ec, result] = run_bounded(io, runner.exec({"make"}, as_tuple(asio::use_awaitable)));
+  EXPECT_EQ(ec, errc::unavailable) << result.error_message;
+}
+
 }  // namespace
 }  // namespace sandbox::test
