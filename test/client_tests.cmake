@@ -33,3 +33,15 @@ if(TARGET sandbox_agent_core AND TARGET sandbox_test_support)
     ENV ASAN_OPTIONS=quarantine_size_mb=4:detect_leaks=1)
 endif()
 
+# The SDK's retries against the real agent behind a FaultProxy; the soak (label soak, out of
+# the default presets) runs SANDBOX_SOAK_EXECS execs (default 2000) through random faults.
+if(TARGET sandbox_agent_core AND TARGET sandbox_test_support)
+  sandbox_add_test(client_retry_agent_tests
+    SOURCES integration/retry_agent_test.cpp
+    LIBS sandbox_client sandbox_agent_core sandbox_test_support sandbox_fakes
+    LABELS client)
+  sandbox_add_test(client_soak_tests
+    SOURCES integration/soak_test.cpp
+    LIBS sandbox_client sandbox_agent_core sandbox_test_support sandbox_fakes
+    LABELS soak)
+endif()
