@@ -125,7 +125,7 @@ done
 status=0
 ctest_step default || status=1
 ctest_step asan || status=1
-step soak ctest --preset soak || status=1
+step soak ctest --preset soak --verbose || status=1
 grep -ho 'soak: execs=.*' "$log_dir/soak.log" | sed 's/^/    /' || true
 step package package_test || status=1
 step tsan "$root/scripts/tsan.sh" || status=1
