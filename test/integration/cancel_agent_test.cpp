@@ -19,6 +19,7 @@
 #include "agent/agent_server.hpp"
 #include "common/uuid.hpp"
 #include "fakes/io_harness.hpp"
+#include "integration/proxied_agent_fixture.hpp"
 #include "sandbox/sandbox.hpp"
 #include "support/fault_proxy.hpp"
 #include "support/fifo_gate.hpp"
@@ -30,25 +31,17 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class CancelAgentTest : public ::testing::Test {
+class CancelAgentTest : public ::testing::Test, protected ProxiedAgent {
  protected:
   // The agent on a unix socket; `via_proxy` puts a FaultProxy (TCP) in front of it.
   void start(bool via_proxy, std::chrono::milliseconds reattach_grace = 30s) {
-    agent::AgentOptions options;
-    options.listen = "unix:" + (sockets_.path() / "agent.sock").string();
-    options.allow_unauthenticated = true;
-    options.workspace = workspace_.path();
-    options.kill_grace = 500ms;
-    options.sandbox = agent::SandboxKind::none;  // the tests watch the command's pids
-    options.reattach_grace = reattach_grace;
-    agent_ = std::make_unique<agent::AgentServer>(options);
-    if (via_proxy) proxy_ = std::make_unique<FaultProxy>(agent_->address());
     RemoteRunnerConfig config;
-    config.address = via_proxy ? proxy_->address() : agent_->address();
     // A dropped connection must end the stream here: these tests are about what the agent
     // does with a lost call; the SDK's own reattach is tested in retry_agent_test.cpp.
     config.retry.max_attempts = 1;
-    runner_ = std::make_unique<RemoteRunner>(io_.get_executor(), config);
+    start_agent(
+        config, [&](agent::AgentOptions& options) { options.reattach_grace = reattach_grace; },
+        via_proxy);
   }
 
   // Prints its pid, then "first"; waits for a line on the workspace fifo `gate`, echoes it,
@@ -86,12 +79,6 @@ class CancelAgentTest : public ::testing::Test {
   }
 
   std::optional<FifoGate> gate_;
-  TempDir sockets_;
-  TempDir workspace_;
-  std::unique_ptr<agent::AgentServer> agent_;
-  std::unique_ptr<FaultProxy> proxy_;
-  asio::io_context io_;
-  std::unique_ptr<RemoteRunner> runner_;
 };
 
 TEST_F(CancelAgentTest, UserCancelOfAStreamWithAnExecIdLeavesNoProcessWithinTwoSeconds) {

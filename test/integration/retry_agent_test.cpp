@@ -29,6 +29,7 @@
 #include "agent/agent_server.hpp"
 #include "common/uuid.hpp"
 #include "fakes/io_harness.hpp"
+#include "integration/proxied_agent_fixture.hpp"
 #include "sandbox/sandbox.hpp"
 #include "support/fault_proxy.hpp"
 #include "support/fifo_gate.hpp"
@@ -112,21 +113,11 @@ std::string describe(const RetryHistory& history) {
   return text;
 }
 
-class RetryAgentTest : public ::testing::Test {
+class RetryAgentTest : public ::testing::Test, protected ProxiedAgent {
  protected:
-  // The agent on a unix socket, a FaultProxy (TCP) in front of it, a runner on the proxy.
   void start(RemoteRunnerConfig config = {}, std::size_t max_concurrent = 64) {
-    agent::AgentOptions options;
-    options.listen = "unix:" + (sockets_.path() / "agent.sock").string();
-    options.allow_unauthenticated = true;
-    options.workspace = workspace_.path();
-    options.kill_grace = 500ms;
-    options.sandbox = agent::SandboxKind::none;
-    options.max_concurrent = max_concurrent;
-    agent_ = std::make_unique<agent::AgentServer>(options);
-    proxy_ = std::make_unique<FaultProxy>(agent_->address());
-    config.address = proxy_->address();
-    runner_ = std::make_unique<RemoteRunner>(io_.get_executor(), config);
+    start_agent(std::move(config),
+                [&](agent::AgentOptions& options) { options.max_concurrent = max_concurrent; });
   }
 
   std::tuple<std::error_code, ExecResult> exec(Command command, std::chrono::milliseconds limit) {
@@ -165,12 +156,6 @@ class RetryAgentTest : public ::testing::Test {
   }
 
   std::optional<FifoGate> gate_;
-  TempDir sockets_;
-  TempDir workspace_;
-  std::unique_ptr<agent::AgentServer> agent_;
-  std::unique_ptr<FaultProxy> proxy_;
-  asio::io_context io_;
-  std::unique_ptr<RemoteRunner> runner_;
 };
 
 // A thread that injects faults until stopped: `body` runs once and returns when `pause()`

@@ -25,6 +25,7 @@
 #include "agent/agent_server.hpp"
 #include "common/uuid.hpp"
 #include "fakes/io_harness.hpp"
+#include "integration/proxied_agent_fixture.hpp"
 #include "sandbox/sandbox.hpp"
 #include "support/fault_proxy.hpp"
 #include "support/temp_dir.hpp"
@@ -100,35 +101,20 @@ struct Placed {
   }
 };
 
-class SoakTest : public ::testing::Test {
+class SoakTest : public ::testing::Test, protected ProxiedAgent {
  protected:
   void SetUp() override {
-    agent::AgentOptions options;
-    options.listen = "unix:" + (sockets_.path() / "agent.sock").string();
-    options.allow_unauthenticated = true;
-    options.workspace = workspace_.path();
-    options.kill_grace = 500ms;
-    options.sandbox = agent::SandboxKind::none;
-    // An ended exec keeps its output for a reattach this long. A retry comes within a
-    // second here; 60 s (the default) would hold every exec's output of the whole run.
-    options.resume_retention = 5s;
-    agent_ = std::make_unique<agent::AgentServer>(options);
-    proxy_ = std::make_unique<FaultProxy>(agent_->address());
     RemoteRunnerConfig config;
-    config.address = proxy_->address();
     // Resets come every few tens of ms: a call may meet several before it completes.
     config.retry.max_attempts = 30;
     config.retry.initial_backoff = 10ms;
     config.retry.max_backoff = 200ms;
-    runner_ = std::make_unique<RemoteRunner>(io_.get_executor(), config);
+    start_agent(config, [](agent::AgentOptions& options) {
+      // An ended exec keeps its output for a reattach this long. A retry comes within a
+      // second here; 60 s (the default) would hold every exec's output of the whole run.
+      options.resume_retention = 5s;
+    });
   }
-
-  TempDir sockets_;
-  TempDir workspace_;
-  std::unique_ptr<agent::AgentServer> agent_;
-  std::unique_ptr<FaultProxy> proxy_;
-  asio::io_context io_;
-  std::unique_ptr<RemoteRunner> runner_;
 };
 
 struct Job {
