@@ -53,16 +53,6 @@ class CancelAgentTest : public ::testing::Test, protected ProxiedAgent {
     return command;
   }
   void open_gate() { gate_->open(); }
-  int runs() { return count_lines(workspace_.path() / "runs"); }
-
-  // The next chunk, or a test failure naming what did not arrive.
-  std::string next_data(ExecStream& stream) {
-    auto [ec, chunk] =
-        run_bounded(io_, stream.next(asio::experimental::as_tuple(asio::use_awaitable)), 10s);
-    EXPECT_FALSE(ec) << "next() failed: " << ec.message() << ": " << stream.error_message();
-    EXPECT_TRUE(chunk.has_value()) << "the stream ended before the expected chunk";
-    return chunk ? chunk->data : std::string();
-  }
 
   // Reads on until the stream fails (chunks read ahead before a fault still arrive first);
   // the error, or a test failure if the stream ended normally instead.

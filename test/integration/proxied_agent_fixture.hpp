@@ -2,14 +2,18 @@
 // The reference agent in this process (unconfined, on a unix socket) with a FaultProxy (TCP)
 // in front of it, and a runner on the proxy: what the SDK's fault tests drive.
 
+#include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "agent/agent_server.hpp"
+#include "fakes/io_harness.hpp"
 #include "sandbox/sandbox.hpp"
 #include "support/fault_proxy.hpp"
+#include "support/fifo_gate.hpp"
 #include "support/temp_dir.hpp"
 
 namespace sandbox::test {
@@ -36,6 +40,19 @@ class ProxiedAgent {
     config.address = via_proxy ? proxy_->address() : agent_->address();
     runner_ = std::make_unique<RemoteRunner>(io_.get_executor(), config);
   }
+
+  /// The next chunk of `stream`, or a test failure naming what did not arrive.
+  std::string next_data(ExecStream& stream) {
+    auto [ec, chunk] =
+        run_bounded(io_, stream.next(asio::experimental::as_tuple(asio::use_awaitable)),
+                    std::chrono::seconds(10));
+    EXPECT_FALSE(ec) << "next() failed: " << ec.message() << ": " << stream.error_message();
+    EXPECT_TRUE(chunk.has_value()) << "the stream ended before the expected chunk";
+    return chunk ? chunk->data : std::string();
+  }
+
+  /// How many times a command that appends a line to the workspace's `runs` ran.
+  int runs() { return count_lines(workspace_.path() / "runs"); }
 
   TempDir sockets_;
   TempDir workspace_;

@@ -136,17 +136,6 @@ class RetryAgentTest : public ::testing::Test, protected ProxiedAgent {
     ASSERT_FALSE(ec) << "warm-up exec failed: " << ec.message() << ": " << result.error_message;
   }
 
-  // The next chunk, or a test failure naming what did not arrive.
-  std::string next_data(ExecStream& stream) {
-    auto [ec, chunk] =
-        run_bounded(io_, stream.next(asio::experimental::as_tuple(asio::use_awaitable)), 10s);
-    EXPECT_FALSE(ec) << "next() failed: " << ec.message() << ": " << stream.error_message();
-    EXPECT_TRUE(chunk.has_value()) << "the stream ended before the expected chunk";
-    return chunk ? chunk->data : std::string();
-  }
-
-  int runs() { return count_lines(workspace_.path() / "runs"); }
-
   // Lines of the workspace's `runs`, counted per distinct line.
   std::map<std::string, int> runs_by_line() {
     std::map<std::string, int> lines;
