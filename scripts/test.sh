@@ -16,25 +16,9 @@ started=$SECONDS
 "$root/scripts/install-deps.sh"
 mkdir -p "$log_dir"
 
-# step NAME COMMAND...: runs COMMAND (errexit on, in a subshell) with its output in
-# build/logs/NAME.log; on failure shows the log's tail and returns 1.
-step() {
-  local name="$1"
-  shift
-  local log="$log_dir/$name.log" begin=$SECONDS
-  printf '%-20s' "$name"
-  # In the background so that errexit stays in force inside COMMAND (an `if` would turn
-  # it off for everything the condition runs).
-  ("$@") >"$log" 2>&1 </dev/null &
-  if wait $!; then
-    echo "ok ($((SECONDS - begin))s)"
-  else
-    echo "FAILED ($((SECONDS - begin))s)"
-    tail -n 150 "$log"
-    echo "test: step '$name' failed; full log: $log" >&2
-    return 1
-  fi
-}
+step_owner=test
+# shellcheck source=scripts/step.sh
+source "$root/scripts/step.sh"
 
 # A CTest suite: its summary whatever the outcome; on failure, the failed tests run once
 # more on their own with their output shown (CI keeps only this script's output).

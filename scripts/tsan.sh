@@ -15,24 +15,9 @@ log_dir="$root/build/tsan/logs"
 jobs=2
 started=$SECONDS
 
-# step NAME COMMAND...: runs COMMAND with its output in $log_dir/NAME.log; on failure shows
-# the log's tail and returns 1.
-step() {
-  local name="$1"
-  shift
-  local log="$log_dir/$name.log" begin=$SECONDS
-  printf '%-20s' "$name"
-  # In the background so that errexit stays in force inside COMMAND.
-  ("$@") >"$log" 2>&1 </dev/null &
-  if wait $!; then
-    echo "ok ($((SECONDS - begin))s)"
-  else
-    echo "FAILED ($((SECONDS - begin))s)"
-    tail -n 150 "$log"
-    echo "tsan: step '$name' failed; full log: $log" >&2
-    return 1
-  fi
-}
+step_owner=tsan
+# shellcheck source=scripts/step.sh
+source "$root/scripts/step.sh"
 
 # The distinct races of a log, most frequent first: "count  location of the access".
 races() {
