@@ -6,8 +6,8 @@
 namespace sandbox::detail {
 
 std::chrono::milliseconds backoff_delay(const RetryPolicy& policy, unsigned retry, double unit) {
-  const double initial = static_cast<double>(policy.initial_backoff.count());
-  const double cap = static_cast<double>(policy.max_backoff.count());
+  const auto initial = static_cast<double>(policy.initial_backoff.count());
+  const auto cap = static_cast<double>(policy.max_backoff.count());
   // pow() of a large exponent is inf, which min() turns into the cap: no overflow.
   const double base =
       std::min(cap, initial * std::pow(policy.multiplier, static_cast<double>(retry) - 1.0));

@@ -102,7 +102,7 @@ void RunnerCore::start_cancel(std::string exec_id, std::chrono::system_clock::ti
   // nothing here touches `call` after this line. A plain pointer: std::function must be
   // copyable, and the callback runs exactly once.
   stub_->async()->Cancel(&call->context, &call->request, &call->response,
-                         [this, call, probe](grpc::Status status) {
+                         [this, call, probe](const grpc::Status& status) {
                            // The context goes first: it must not outlive the channel, and
                            // the runner may be destroyed as soon as the count drops.
                            delete call;
