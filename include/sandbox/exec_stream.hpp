@@ -102,7 +102,8 @@ class ExecStream {
   /// bounded by `RemoteRunnerConfig::cancel_timeout`; against an agent of the older
   /// generation only the RPC is cancelled). A pending or later `next()` completes with
   /// `asio::error::operation_aborted` once gRPC confirmed the call ended, without waiting
-  /// for the agent's answer. Thread-safe, idempotent.
+  /// for the agent's answer. Once the exit has arrived it changes nothing: the chunks read
+  /// ahead and the end are still delivered. Thread-safe, idempotent.
   void cancel() noexcept;
 
   /// The executor handlers run on when they have no associated executor.

@@ -205,8 +205,11 @@ void StreamRpc::on_cancelled(Attempt* attempt) noexcept {
     std::lock_guard lock(s.mutex);
     s.ended = true;
     // A caller's cancellation is terminal: what was read ahead is dropped. After close()
-    // the chunks already received are still delivered before the error.
-    if (cancel_reason() == CancelReason::user) s.ready.clear();
+    // the chunks already received are still delivered before the error, and once the exit
+    // has arrived (the outcome is success) a cancellation changes nothing: dropping chunks
+    // then would present a partial output as complete.
+    const bool exited = s.outcome && !*s.outcome;
+    if (cancel_reason() == CancelReason::user && !exited) s.ready.clear();
     // A read in flight or claimed by the consumer ends with a failure and releases the
     // hold itself; releasing it here could let the attempt end under that read.
     if (!s.reading) release = std::exchange(s.holding, false);

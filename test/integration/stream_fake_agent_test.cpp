@@ -105,6 +105,26 @@ TEST(StreamFakeAgentTest, DestroyingAnUnfinishedStreamCancelsTheRpc) {
       << "the agent never saw the cancellation";
 }
 
+TEST(StreamFakeAgentTest, CancellingAfterTheExitArrivedStillDeliversWhatWasReadAhead) {
+  FakeAgent agent([](grpc::ServerContext&, const v1::ExecRequest& request, ExecWriter& writer) {
+    writer.Write(started_message(request.exec_id()));
+    writer.Write(stdout_message("a", 0));
+    writer.Write(stdout_message("b", 1));
+    writer.Write(stdout_message("c", 2));
+    writer.Write(exit_message(0));
+    return grpc::Status::OK;
+  });
+  asio::io_context io;
+  RemoteRunner runner(io.get_executor(), runner_config(agent));  // reads 4 messages ahead
+  auto stream = runner.stream({"make"});
+  ASSERT_TRUE(eventually(io, [&] { return stream.finished(); })) << "the exit never arrived";
+  stream.cancel();  // too late: the command is over and its output is here
+  std::string out;
+  while (auto chunk = run_bounded(io, stream.next())) out += chunk->data;
+  EXPECT_EQ(out, "abc") << "a complete-looking stream with output missing";
+  EXPECT_EQ(stream.exit_status().exit_code, 0);
+}
+
 TEST(StreamFakeAgentTest, TerminalCancellationOfNextAbortsTheStream) {
   std::atomic<int> cancels_seen{0};
   FakeAgent agent(waiting_for_cancel(cancels_seen));
