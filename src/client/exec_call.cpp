@@ -36,6 +36,12 @@ std::optional<std::chrono::milliseconds> pushback_of(const grpc::ClientContext& 
 // runs it on a libgrpc thread, an ordering TSan cannot see.
 [[maybe_unused]] char alarm_token;
 
+// Whether a call the client gave up for `reason` while no attempt was in flight abandons
+// its exec: the one Cancel policy, asked as for an attempt that ended that way.
+bool abandons(CancelReason reason) {
+  return should_send_cancel(reason, grpc::StatusCode::CANCELLED, false);
+}
+
 std::pair<std::error_code, const char*> error_of(CancelReason reason) {
   if (reason == CancelReason::closed) {
     return {errc::runner_closed, "the runner was closed while the call was in flight"};
@@ -116,14 +122,17 @@ void CallBase::run(RetryStep step) {
       // Cancelled between the decision and now: this attempt ends before it began.
       AttemptEnd end;
       end.request_sent = false;
-      std::tie(end.error, std::ignore) = error_of(reason);
-      end.message = error_of(reason).second;
+      const auto [error, message] = error_of(reason);
+      end.error = error;
+      end.message = message;
       refused = fsm_->attempt_ended(end, std::chrono::steady_clock::now());
       sent = request_sent_;
     } else {
-      auto& resume = *request_.mutable_resume();
-      resume.set_stdout_offset(step.resume_stdout);
-      resume.set_stderr_offset(step.resume_stderr);
+      if (step.resume_stdout != 0 || step.resume_stderr != 0) {  // never on a first attempt
+        auto& resume = *request_.mutable_resume();
+        resume.set_stdout_offset(step.resume_stdout);
+        resume.set_stderr_offset(step.resume_stderr);
+      }
       request_.set_attach_only(step.attach_only);
       std::optional<std::chrono::system_clock::time_point> deadline;
       if (auto overall = fsm_->deadline()) deadline = to_system(*overall);
@@ -133,7 +142,7 @@ void CallBase::run(RetryStep step) {
       on_attempt_starting();
     }
   }
-  if (refused) return conclude(std::move(*refused), sent);
+  if (refused) return conclude(std::move(*refused), sent && abandons(cancel_reason()));
   attempt->start();
 }
 
@@ -153,7 +162,11 @@ void CallBase::wait_done() {
   }
   // The deadline passed while waiting: the user's own limit, so an exec an earlier attempt
   // may have started is abandoned.
-  if (step.kind == RetryStep::Kind::complete) return conclude(std::move(step), sent);
+  if (step.kind == RetryStep::Kind::complete) {
+    return conclude(
+        std::move(step),
+        sent && should_send_cancel(cancel_reason(), grpc::StatusCode::DEADLINE_EXCEEDED, false));
+  }
   run(std::move(step));
 }
 
@@ -167,7 +180,8 @@ void CallBase::cancel_with(CancelReason reason) noexcept {
   {
     std::lock_guard lock(mutex_);
     attempt = attempt_;
-    if (!attempt && fsm_ && fsm_->waiting() && reason != CancelReason::exited) {
+    // `exited` never comes during a wait: only an attempt in flight receives the exit.
+    if (!attempt && fsm_ && fsm_->waiting()) {
       auto [error, message] = error_of(reason);
       ended = fsm_->cancel(error, message);
       alarm = std::move(alarm_);  // null when run() has not set it yet: it sees the FSM done
@@ -179,8 +193,7 @@ void CallBase::cancel_with(CancelReason reason) noexcept {
   if (!ended) return;
   // Its callback still runs (gRPC keeps what it needs) and finds the call over.
   if (alarm) alarm->Cancel();
-  const bool abandoned = sent && (reason == CancelReason::user || reason == CancelReason::closed);
-  conclude(std::move(*ended), abandoned);
+  conclude(std::move(*ended), sent && abandons(reason));
 }
 
 void CallBase::agent_sent_started() noexcept { core_->note_agent_reattaches(); }
@@ -259,6 +272,7 @@ std::error_code CallBase::error_for(const Attempt& attempt, const grpc::Status& 
 void Attempt::bind(const std::shared_ptr<Attempt>& self, v1::SandboxExecService::Stub& stub,
                    const v1::ExecRequest& request, int holds) {
   self_ = self;
+  sequence.info().exec_id = request.exec_id();  // what `started` may confirm
   stub.async()->Exec(&context, &request, this);
   if (holds > 0) AddMultipleHolds(holds);
 }

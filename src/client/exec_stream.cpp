@@ -128,12 +128,9 @@ void StreamRpc::on_read(Attempt& attempt, bool ok) {
     } else {
       v1::ExecResponse& response = attempt.response;
       switch (attempt.sequence.accept(response)) {
-        case ResponseKind::started: {
-          std::string exec_id = std::move(s.identity.exec_id);
+        case ResponseKind::started:
           s.identity = attempt.sequence.info();
-          if (s.identity.exec_id.empty()) s.identity.exec_id = std::move(exec_id);
           break;
-        }
         case ResponseKind::chunk: {
           OutputChunk next;
           next.stream = response.has_stdout() ? OutputStream::out : OutputStream::err;
@@ -151,9 +148,7 @@ void StreamRpc::on_read(Attempt& attempt, bool ok) {
         case ResponseKind::exit: {
           // The first exit_code ends the stream, even if the agent keeps it open.
           s.exit = attempt.sequence.exit_status();
-          std::string exec_id = std::move(s.identity.exec_id);
           s.identity = attempt.sequence.info();
-          if (s.identity.exec_id.empty()) s.identity.exec_id = std::move(exec_id);
           s.outcome = std::error_code{};
           s.ended = true;
           release = std::exchange(s.holding, false);

@@ -205,6 +205,7 @@ class ExecOperation final : public Operation, public CallBase {
   void complete(std::error_code error, std::string message) {
     completed_ = true;
     result_.info = std::move(info_);
+    // Before any `started` (or before any attempt): the id the request carries.
     if (result_.info.exec_id.empty()) result_.info.exec_id = request_.exec_id();
     result_.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - started_at_);

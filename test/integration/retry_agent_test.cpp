@@ -144,6 +144,17 @@ class RetryAgentTest : public ::testing::Test, protected ProxiedAgent {
     return lines;
   }
 
+  // Resets the proxied connection after 300 000 downstream bytes, then, armed as soon as
+  // that reset was injected (long before the retry's 100 ms backoff ends, so it hits the
+  // second attempt's output), after 700 000 more. Join the thread after the call.
+  std::thread arm_two_resets() {
+    proxy_->reset_after(300000);
+    return std::thread([this] {
+      const auto first = [](const FaultProxy::Stats& s) { return s.resets_injected >= 1; };
+      if (proxy_->wait_for_stats(first, 20s)) proxy_->reset_after(700000);
+    });
+  }
+
   std::optional<FifoGate> gate_;
 };
 
@@ -258,15 +269,7 @@ constexpr const char* kLongCommand = "echo run >> runs; seq 1 300000";
 TEST_F(RetryAgentTest, StreamResetTwiceMidOutputDeliversEveryByteOnceAndRunsOnce) {
   start();
   const std::string expected = seq_text(1, kLongSeq);
-  proxy_->reset_after(300000);
-  // The second reset is armed as soon as the first was injected, long before the retry's
-  // backoff (100 ms) ends, so it hits the second attempt's output.
-  std::thread rearm([&] {
-    if (proxy_->wait_for_stats([](const FaultProxy::Stats& s) { return s.resets_injected >= 1; },
-                               20s)) {
-      proxy_->reset_after(700000);
-    }
-  });
+  std::thread rearm = arm_two_resets();
 
   auto stream = runner_->stream(Command{"sh", "-c", kLongCommand});
   const Drained got = run_bounded(io_, drain(stream), 30s);
@@ -289,13 +292,7 @@ TEST_F(RetryAgentTest, StreamResetTwiceMidOutputDeliversEveryByteOnceAndRunsOnce
 TEST_F(RetryAgentTest, ExecResetTwiceMidOutputCollectsEveryByteOnceAndRunsOnce) {
   start();
   const std::string expected = seq_text(1, kLongSeq);
-  proxy_->reset_after(300000);
-  std::thread rearm([&] {
-    if (proxy_->wait_for_stats([](const FaultProxy::Stats& s) { return s.resets_injected >= 1; },
-                               20s)) {
-      proxy_->reset_after(700000);
-    }
-  });
+  std::thread rearm = arm_two_resets();
 
   auto [ec, result] = exec(Command{"sh", "-c", kLongCommand}, 30s);
   rearm.join();
