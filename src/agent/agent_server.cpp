@@ -22,6 +22,7 @@
 #include "agent/log.hpp"
 #include "agent/request_validation.hpp"
 #include "agent/secret_store.hpp"
+#include "agent/tls.hpp"
 #include "common/uuid.hpp"
 #include "sandbox/v1/sandbox_exec.grpc.pb.h"
 
@@ -49,6 +50,14 @@ bool is_printable_ascii(std::string_view s) {
     if (c < 0x21 || c > 0x7e) return false;
   }
   return true;
+}
+
+// How callers are authenticated, for the startup log.
+std::string auth_description(const AgentOptions& options) {
+  std::string auth;
+  if (!options.client_ca_file.empty()) auth = "client-certificate";
+  if (!options.token.empty()) auth += auth.empty() ? "bearer" : "+bearer";
+  return auth.empty() ? "none" : auth;
 }
 
 std::string default_sandbox_id() {
@@ -138,6 +147,7 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
     return reactor;
   }
 
+  // Client certificates were verified in the TLS handshake; the token is checked per call.
   grpc::Status authorize(const grpc::CallbackServerContext& context) const {
     if (options.token.empty()) return grpc::Status::OK;
     const auto& metadata = context.client_metadata();
@@ -202,10 +212,8 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
 AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
   Impl& impl = *impl_;
   const AgentOptions& opts = impl.options;
-  if (opts.token.empty() && !opts.allow_unauthenticated) {
-    throw std::runtime_error(
-        "no authentication configured: set a token, or allow unauthenticated access "
-        "explicitly");
+  if (std::string violation = security_violation(opts); !violation.empty()) {
+    throw std::runtime_error(violation);
   }
   if (!opts.token.empty() && !is_printable_ascii(opts.token)) {
     throw std::runtime_error("token: must be printable ASCII without spaces");
@@ -234,11 +242,12 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   if (!opts.secrets_dir.empty()) impl.secrets.emplace(opts.secrets_dir);
   // Probed before any thread of ours exists: it runs bwrap twice and waits for it.
   impl.confinement.emplace(opts.sandbox, opts.bwrap_path, opts.max_profile);
-
   // A process-lifetime reference to the gRPC library, never released: when ~Server drops
   // the last one, grpc 1.51 shuts the library down synchronously and joins an executor thread
   // parked in a 10 s epoll_wait, so stopping the agent would randomly take 10 s.
   [[maybe_unused]] static const bool grpc_kept_initialized = (grpc_init(), true);
+  // Also before any thread of ours exists, so a bad TLS file is a plain refusal to start.
+  std::shared_ptr<grpc::ServerCredentials> credentials = server_credentials(opts);
 
   // Writes to a pipe whose reader died must fail with EPIPE, not kill the agent.
   std::signal(SIGPIPE, SIG_IGN);
@@ -259,7 +268,7 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
 
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(opts.listen, credentials, &port);
   // Without this, a second agent could silently share a TCP port with the first.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Above gRPC's 4 MiB default, so that every request within the limits is admitted and an
@@ -294,7 +303,8 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
   log("info", "agent.start",
       {
           {"address", impl.address},
-          {"auth", opts.token.empty() ? "none" : "bearer"},
+          {"auth", auth_description(opts)},
+          {"tls", opts.tls_cert_file.empty() ? "off" : "on"},
           {"sandbox_id", impl.settings->sandbox_id},
           {"workspace", impl.workspace.string()},
           {"secrets_dir", impl.secrets ? impl.secrets->directory().string() : "none"},

@@ -14,9 +14,19 @@ namespace sandbox::agent {
 
 /// How an AgentServer listens, authenticates and runs commands.
 struct AgentOptions {
-  std::string listen;                          // "host:port" (port 0 = ephemeral) or "unix:PATH"
-  std::string token;                           // bearer token; empty = none
-  bool allow_unauthenticated = false;          // required when token is empty
+  std::string listen;  // "host:port" (port 0 = ephemeral) or "unix:PATH"
+  std::string token;   // bearer token; empty = none
+  /// Serve without a token or client certificates (tls.hpp: security_violation).
+  bool allow_unauthenticated = false;
+  /// TLS: the certificate chain and its key (PEM files, both or neither); empty = cleartext.
+  std::filesystem::path tls_cert_file;
+  std::filesystem::path tls_key_file;
+  /// CA bundle (PEM) client certificates must chain to; set = mTLS, every client presents
+  /// a certificate. Needs tls_cert_file.
+  std::filesystem::path client_ca_file;
+  /// How often the three files above are re-read, so certificates rotate without a
+  /// restart. At least one second.
+  std::chrono::milliseconds tls_reload_interval{std::chrono::seconds(60)};
   std::filesystem::path workspace;             // root and default workdir; empty = current dir
   std::string sandbox_id;                      // reported in Started; empty = "local-<hostname>"
   std::chrono::milliseconds kill_grace{2000};  // TERM -> KILL delay
@@ -67,8 +77,9 @@ struct AgentOptions {
 class AgentServer {
  public:
   /// Binds and starts serving.
-  /// @throws std::runtime_error with a message naming the problem: no token and
-  ///   `allow_unauthenticated` false, a malformed or unbindable `listen`, a workspace that is
+  /// @throws std::runtime_error with a message naming the problem: an authentication or
+  ///   TLS rule broken (tls.hpp: security_violation), an unreadable or mismatched TLS
+  ///   file, a malformed or unbindable `listen`, a workspace that is
   ///   not a directory, a token that is not printable ASCII, a limit out of range (the
   ///   message names the option: "max_concurrent: must be positive").
   explicit AgentServer(AgentOptions options);

@@ -6,6 +6,7 @@
 #include <optional>
 #include <sstream>
 
+#include "agent/tls.hpp"
 #include "common/quantities.hpp"
 
 namespace sandbox::agent {
@@ -27,6 +28,11 @@ std::string read_token_file(const std::string& path) {
     }
   }
   return token;
+}
+
+std::string non_empty(std::string_view flag, std::string text) {
+  if (text.empty()) throw CommandLineError(std::string(flag) + ": must not be empty");
+  return text;
 }
 
 // A duration flag where 0 is meaningful (it disables what the flag delays).
@@ -81,6 +87,8 @@ Value choice(std::string_view flag, const std::string& text,
 
 std::string usage() {
   return "usage: sandbox-agent --listen ADDR [--token-file FILE] [--allow-unauthenticated]\n"
+         "                     [--tls-cert FILE --tls-key FILE [--client-ca FILE]]\n"
+         "                     [--tls-reload-interval DURATION]\n"
          "                     [--workspace DIR] [--sandbox-id ID] [--reattach-grace DURATION]\n"
          "                     [--resume-retention DURATION] [--resume-buffer BYTES]\n"
          "                     [--max-output-bytes BYTES] [--max-concurrent N]\n"
@@ -95,7 +103,16 @@ std::string usage() {
          "  --listen ADDR              HOST:PORT (port 0 picks a free port) or unix:PATH\n"
          "  --token-file FILE          require 'authorization: Bearer <token>', the token read\n"
          "                             from FILE\n"
-         "  --allow-unauthenticated    serve without a token (required when no --token-file)\n"
+         "  --tls-cert FILE            serve TLS with this certificate chain (PEM; needs\n"
+         "                             --tls-key)\n"
+         "  --tls-key FILE             the certificate's private key (PEM, unencrypted)\n"
+         "  --client-ca FILE           require a client certificate signed by a CA in FILE\n"
+         "                             (mTLS; needs --tls-cert)\n"
+         "  --tls-reload-interval DURATION\n"
+         "                             re-read the three TLS files this often, so they\n"
+         "                             rotate without a restart (default 60s, at least 1s)\n"
+         "  --allow-unauthenticated    serve without a token or client certificates\n"
+         "                             (required when neither --token-file nor --client-ca)\n"
          "  --workspace DIR            working directory root (default: current directory)\n"
          "  --sandbox-id ID            id reported to clients (default: local-<hostname>)\n"
          "  --sandbox KIND             bubblewrap (default), or none: unconfined, for\n"
@@ -159,6 +176,14 @@ CommandLine parse_command_line(std::span<const std::string_view> args) {
       if (listen->empty()) throw CommandLineError("--listen: must not be empty");
     } else if (flag == "--token-file") {
       token_file = value();
+    } else if (flag == "--tls-cert") {
+      result.options.tls_cert_file = non_empty(flag, value());
+    } else if (flag == "--tls-key") {
+      result.options.tls_key_file = non_empty(flag, value());
+    } else if (flag == "--client-ca") {
+      result.options.client_ca_file = non_empty(flag, value());
+    } else if (flag == "--tls-reload-interval") {
+      result.options.tls_reload_interval = positive_duration_flag(flag, value());
     } else if (flag == "--allow-unauthenticated") {
       no_value();
       result.options.allow_unauthenticated = true;
@@ -206,10 +231,8 @@ CommandLine parse_command_line(std::span<const std::string_view> args) {
   if (!listen) throw CommandLineError("--listen: required");
   result.options.listen = *listen;
   if (token_file) result.options.token = read_token_file(*token_file);
-  if (result.options.token.empty() && !result.options.allow_unauthenticated) {
-    throw CommandLineError(
-        "--token-file: required unless --allow-unauthenticated (refusing to serve without "
-        "authentication)");
+  if (std::string violation = security_violation(result.options); !violation.empty()) {
+    throw CommandLineError(violation);
   }
   return result;
 }

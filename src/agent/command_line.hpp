@@ -24,12 +24,14 @@ class CommandLineError : public std::runtime_error {
 };
 
 /// Parses the arguments after the program name:
-/// `--listen ADDR [--token-file FILE] [--allow-unauthenticated] [--workspace DIR]
+/// `--listen ADDR [--token-file FILE] [--allow-unauthenticated] [--tls-cert FILE
+/// --tls-key FILE [--client-ca FILE]] [--tls-reload-interval DURATION] [--workspace DIR]
 /// [--sandbox-id ID] [--reattach-grace DURATION] [--resume-retention DURATION]
 /// [--resume-buffer BYTES] [--max-output-bytes BYTES] [--max-concurrent N]
 /// [--max-timeout DURATION] [--secrets-dir DIR]`, `--help`, `--version`; `--flag=value` also works.
-/// Reads the token file (surrounding whitespace trimmed). Requires --listen, and --token-file or
-/// --allow-unauthenticated. --secrets-dir must name an existing directory.
+/// Reads the token file (surrounding whitespace trimmed). Requires --listen, and the
+/// authentication and TLS flags to make sense together (tls.hpp: security_violation); TLS
+/// files are read by AgentServer. --secrets-dir must name an existing directory.
 /// @throws CommandLineError naming the offending flag.
 CommandLine parse_command_line(std::span<const std::string_view> args);
 

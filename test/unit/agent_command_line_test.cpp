@@ -128,6 +128,35 @@ TEST(AgentCommandLineTest, RefusesToRunWithoutAuthentication) {
   EXPECT_THAT(error_of({"--listen", "127.0.0.1:0"}), HasSubstr("--allow-unauthenticated"));
 }
 
+TEST(AgentCommandLineTest, ReadsTheTlsFlags) {
+  CommandLine line = parse({"--listen", "x:1", "--tls-cert", "/c.pem", "--tls-key", "/k.pem",
+                            "--client-ca", "/ca.pem", "--tls-reload-interval", "5s"});
+  EXPECT_EQ(line.options.tls_cert_file, "/c.pem");
+  EXPECT_EQ(line.options.tls_key_file, "/k.pem");
+  EXPECT_EQ(line.options.client_ca_file, "/ca.pem");
+  EXPECT_EQ(line.options.tls_reload_interval, std::chrono::seconds(5));
+  EXPECT_FALSE(line.options.allow_unauthenticated) << "client certificates authenticate";
+}
+
+TEST(AgentCommandLineTest, RefusesTlsFlagsThatDoNotGoTogether) {
+  EXPECT_THAT(error_of({"--listen", "x:1", "--allow-unauthenticated", "--tls-cert", "/c.pem"}),
+              HasSubstr("--tls-cert: requires --tls-key"));
+  EXPECT_THAT(error_of({"--listen", "x:1", "--allow-unauthenticated", "--tls-key", "/k.pem"}),
+              HasSubstr("--tls-key: requires --tls-cert"));
+  EXPECT_THAT(error_of({"--listen", "x:1", "--client-ca", "/ca.pem"}),
+              HasSubstr("--client-ca: requires --tls-cert and --tls-key"));
+  EXPECT_THAT(error_of({"--listen", "x:1", "--allow-unauthenticated", "--tls-cert", "/c.pem",
+                        "--tls-key", "/k.pem", "--tls-reload-interval", "500ms"}),
+              HasSubstr("--tls-reload-interval: must be at least 1s"));
+  EXPECT_THAT(error_of({"--listen", "x:1", "--allow-unauthenticated", "--tls-cert", ""}),
+              HasSubstr("--tls-cert: must not be empty"));
+}
+
+TEST(AgentCommandLineTest, TlsWithoutClientCertificatesOrTokenIsNoAuthentication) {
+  EXPECT_THAT(error_of({"--listen", "x:1", "--tls-cert", "/c.pem", "--tls-key", "/k.pem"}),
+              HasSubstr("--token-file or --client-ca: required unless --allow-unauthenticated"));
+}
+
 TEST(AgentCommandLineTest, ErrorsNameTheFlag) {
   EXPECT_THAT(error_of({"--allow-unauthenticated"}), HasSubstr("--listen: required"));
   EXPECT_THAT(error_of({"--listen"}), HasSubstr("--listen: needs a value"));
