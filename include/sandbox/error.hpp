@@ -42,8 +42,8 @@ enum class errc {
   unimplemented = 12,
   /// The agent or the transport failed internally (gRPC INTERNAL).
   internal = 13,
-  /// The agent could not be reached or the connection broke (gRPC UNAVAILABLE); TLS
-  /// failures arrive here too, with the reason in the message.
+  /// The agent could not be reached or the connection broke (gRPC UNAVAILABLE). TLS
+  /// failures are `tls_error` instead.
   unavailable = 14,
   /// Output the client needed is gone, e.g. evicted before a reattach (gRPC DATA_LOSS).
   data_loss = 15,
@@ -63,6 +63,10 @@ enum class errc {
   /// A bearer token was configured for a channel without TLS, which would send it in
   /// cleartext; set `allow_insecure` to accept that explicitly.
   token_requires_tls = 104,
+  /// The TLS handshake with the agent failed, or one side spoke TLS and the other did not.
+  /// The message says which (unknown CA, name mismatch, client certificate missing,
+  /// rejected or expired, TLS against a cleartext agent or the reverse). Never retried.
+  tls_error = 105,
 };
 
 /// The category of `sandbox::errc`; its name is "sandbox".

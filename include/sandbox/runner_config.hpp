@@ -5,17 +5,24 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <variant>
 
+#include "sandbox/log.hpp"
 #include "sandbox/retry.hpp"
 
 namespace sandbox {
 
 /// TLS settings. Each piece comes from a file path or from PEM text in memory; the PEM text
 /// wins when both are set. A client certificate and key together make the connection mTLS.
+///
+/// A handshake that fails (an agent certificate no CA here signed, or for another name; a
+/// client certificate the agent rejects or that it requires; TLS against a cleartext agent
+/// or the reverse) fails the call with `errc::tls_error`, a message saying which, and no
+/// retry: none of these heals by trying again.
 struct TlsConfig {
   /// CA bundle that must have signed the agent's certificate (empty: system roots).
   std::string ca_file;
@@ -31,7 +38,18 @@ struct TlsConfig {
   std::string key_pem;
   /// Name to verify the agent's certificate against instead of the address's host.
   std::string server_name;
+  /// Zero: the files are read once, when the runner is constructed. Positive: gRPC re-reads
+  /// `ca_file`, `cert_file` and `key_file` this often, so certificates rotate without a new
+  /// runner; new connections use what was read last (a failed read keeps the previous
+  /// ones). Needs files, not PEM text; at least one second.
+  std::chrono::seconds reload_interval{0};
 };
+
+/// Produces the bearer token of a call: asked once per attempt, on a gRPC thread (several
+/// may ask at once), before the request is sent. Return the current token (cache it; this
+/// runs on the call's path). An empty token or an exception fails that attempt with
+/// `errc::unauthenticated` before anything is sent, and it is not retried.
+using TokenProvider = std::function<std::string()>;
 
 /// A gRPC channel argument value (integer or string), e.g. keepalive settings.
 using ChannelArgumentValue = std::variant<int, std::string>;
@@ -63,9 +81,14 @@ struct RemoteRunnerConfig {
   std::string address;
   /// Bearer token sent as call credentials (`authorization: Bearer ...`). Never logged.
   std::string token;
+  /// Instead of `token`, for long-lived runners whose token expires: asked for the token of
+  /// every attempt. Setting both is an `errc::invalid_config`.
+  TokenProvider token_provider;
   /// TLS/mTLS; unset means a cleartext channel.
   std::optional<TlsConfig> tls;
-  /// Accept a token over a cleartext channel (only sensible on loopback or a unix socket).
+  /// Accept a token over a cleartext channel: the explicit local opt-in. The channel then
+  /// connects only to a loopback address or a unix socket (gRPC's local credentials), and
+  /// the runner says so once at warning level (without the token).
   bool allow_insecure = false;
   /// Requested security profile (`strict`, `standard`); the agent clamps it. Empty: the
   /// agent's default.
@@ -103,6 +126,9 @@ struct RemoteRunnerConfig {
   RetryPolicy retry;
   /// Keepalive pings of the channel.
   KeepaliveConfig keepalive;
+  /// Receives the SDK's log messages; empty: warnings and errors go to stderr as
+  /// `sandbox-exec: warning: ...`.
+  LogSink log;
   /// Extra gRPC channel arguments, applied after the SDK's own (so they override them,
   /// except that retries stay disabled for Exec).
   std::map<std::string, ChannelArgumentValue> channel_args;

@@ -6,5 +6,6 @@
 #include "sandbox/error.hpp"          // IWYU pragma: export
 #include "sandbox/exec_result.hpp"    // IWYU pragma: export
 #include "sandbox/exec_stream.hpp"    // IWYU pragma: export
+#include "sandbox/log.hpp"            // IWYU pragma: export
 #include "sandbox/runner.hpp"         // IWYU pragma: export
 #include "sandbox/runner_config.hpp"  // IWYU pragma: export

@@ -1,6 +1,7 @@
 #include "sandbox/error.hpp"
 
 #include <asio/error.hpp>
+#include <initializer_list>
 #include <string>
 
 #include "client/detail/status_mapping.hpp"
@@ -37,6 +38,7 @@ constexpr Entry entries[] = {
     {errc::invalid_config, "invalid_config", "invalid runner configuration"},
     {errc::token_requires_tls, "token_requires_tls",
      "a token needs TLS (insecure channel refused)"},
+    {errc::tls_error, "tls_error", "TLS failure"},
 };
 
 const Entry* find(int value) noexcept {
@@ -81,6 +83,82 @@ std::error_code error_from_grpc_code(int grpc_code) noexcept {
   if (grpc_code == 0) return {};
   if (grpc_code >= 1 && grpc_code <= 16) return make_error_code(static_cast<errc>(grpc_code));
   return make_error_code(errc::unknown);
+}
+
+namespace {
+
+bool contains(std::string_view text, std::string_view marker) noexcept {
+  // OpenSSL 3 spells its reasons in lower case ("wrong version number"), BoringSSL in upper
+  // case with underscores ("WRONG_VERSION_NUMBER"): compared ignoring both.
+  auto fold = [](char c) {
+    if (c == '_') return ' ';
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  };
+  if (marker.size() > text.size()) return false;
+  for (std::size_t start = 0; start + marker.size() <= text.size(); ++start) {
+    std::size_t i = 0;
+    while (i < marker.size() && fold(text[start + i]) == fold(marker[i])) ++i;
+    if (i == marker.size()) return true;
+  }
+  return false;
+}
+
+// What a connection failure gRPC reports as UNAVAILABLE means, when it is TLS's.
+struct TlsFailure {
+  std::initializer_list<std::string_view> markers;
+  std::string_view meaning;
+  Probe probe = Probe::none;
+};
+
+constexpr std::string_view kTlsPrefix = "TLS: ";
+const TlsFailure tls_failures[] = {
+    {{"certificate verify failed"},
+     "the agent's certificate is not trusted: not signed by a CA in tls.ca_file (or the "
+     "system roots), or expired",
+     Probe::untrusted_agent},
+    {{"is not in peer certificate", "Hostname Verification Check failed",
+      "call host does not match SSL server name"},
+     "the agent's certificate is for another name than the address (tls.server_name "
+     "overrides the name checked)"},
+    {{"wrong version number"},
+     "the agent does not speak TLS (it serves cleartext): drop tls, or use the agent's TLS "
+     "address"},
+    {{"handshake failed"}, "the TLS handshake with the agent failed"},
+};
+
+}  // namespace
+
+StatusMeaning meaning_of_status(int grpc_code, std::string_view grpc_message) {
+  constexpr int unavailable = 14;
+  StatusMeaning meaning{error_from_grpc_code(grpc_code),
+                        grpc_message.empty() ? "gRPC status " + std::to_string(grpc_code)
+                                             : std::string(grpc_message)};
+  if (grpc_code != unavailable) return meaning;
+  if (const auto at = grpc_message.find(kTokenProviderFailure);
+      at != std::string_view::npos &&
+      contains(grpc_message, "Getting metadata from plugin failed")) {
+    meaning.error = errc::unauthenticated;
+    meaning.message = std::string(grpc_message.substr(at));
+    return meaning;
+  }
+  for (const TlsFailure& failure : tls_failures) {
+    for (std::string_view marker : failure.markers) {
+      if (!contains(grpc_message, marker)) continue;
+      meaning.error = errc::tls_error;
+      meaning.message = std::string(kTlsPrefix)
+                            .append(failure.meaning)
+                            .append(" (")
+                            .append(grpc_message)
+                            .append(")");
+      meaning.probe = failure.probe;
+      return meaning;
+    }
+  }
+  if (contains(grpc_message, "failed to connect to all addresses") &&
+      contains(grpc_message, "Socket closed")) {
+    meaning.probe = Probe::closed_connection;
+  }
+  return meaning;
 }
 
 bool failed_before_sending(int grpc_code, std::string_view message, bool answered) noexcept {

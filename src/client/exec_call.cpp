@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "client/detail/status_mapping.hpp"
+#include "client/detail/tls_probe.hpp"
 #include "sandbox/error.hpp"
 
 namespace sandbox::detail {
@@ -31,6 +32,9 @@ std::optional<std::chrono::milliseconds> pushback_of(const grpc::ClientContext& 
   }
   return std::chrono::milliseconds(value);
 }
+
+// How long a call whose new connection the agent closed may probe why (tls_probe.hpp).
+constexpr std::chrono::milliseconds kTlsProbeTimeout{1000};
 
 // What a TSan build orders an alarm's callback after (tsan_annotations.hpp): the alarm
 // runs it on a libgrpc thread, an ordering TSan cannot see.
@@ -212,10 +216,12 @@ void CallBase::attempt_done(Attempt& attempt, const grpc::Status& status) {
   // OnDone runs after every other reaction, so the sequence is no longer written to.
   const bool exited = attempt.sequence.exited();
   AttemptEnd end;
-  if (!exited) end.error = error_for(attempt, status, end.message);
+  Probe probe = Probe::none;
+  if (!exited) end.error = error_for(attempt, status, end.message, probe);
   end.started = attempt.sequence.started();
   end.request_sent =
       !failed_before_sending(status.error_code(), status.error_message(), attempt.answered());
+  if (probe != Probe::none && !end.request_sent) explain(probe, status.error_message(), end);
   end.stdout_received = attempt.sequence.received(OutputStream::out);
   end.stderr_received = attempt.sequence.received(OutputStream::err);
   end.pushback = pushback_of(attempt.context);
@@ -234,6 +240,27 @@ void CallBase::attempt_done(Attempt& attempt, const grpc::Status& status) {
   run(std::move(step));
 }
 
+void CallBase::explain(Probe probe, const std::string& grpc_message, AttemptEnd& end) const {
+  // Asked on this gRPC thread, blocking it for one loopback or LAN round trip on this
+  // failure path only; bounded by the call's deadline.
+  auto timeout = kTlsProbeTimeout;
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  {
+    std::lock_guard lock(mutex_);
+    deadline = fsm_->deadline();
+  }
+  if (deadline) {
+    timeout = std::min(timeout, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    *deadline - std::chrono::steady_clock::now()));
+  }
+  if (timeout.count() <= 0) return;
+  const RemoteRunnerConfig& config = core_->config();
+  std::string meaning = explain_failure(probe, config.address, config.tls, timeout);
+  if (meaning.empty()) return;
+  end.error = errc::tls_error;
+  end.message = "TLS: " + meaning + " (" + grpc_message + ")";
+}
+
 void CallBase::conclude(RetryStep step, bool abandoned) {
   finish(step.error, std::move(step.message));
   // After the outcome was handed over (the user never waits for the Cancel), and while
@@ -243,7 +270,7 @@ void CallBase::conclude(RetryStep step, bool abandoned) {
 }
 
 std::error_code CallBase::error_for(const Attempt& attempt, const grpc::Status& status,
-                                    std::string& message) const {
+                                    std::string& message, Probe& probe) const {
   switch (cancel_reason()) {
     case CancelReason::user:
     case CancelReason::closed: {
@@ -262,9 +289,10 @@ std::error_code CallBase::error_for(const Attempt& attempt, const grpc::Status& 
     message = "the stream ended without an exit_code: the command's outcome is unknown";
     return errc::missing_exit_code;
   }
-  message = status.error_message();
-  if (message.empty()) message = "gRPC status " + std::to_string(status.error_code());
-  return error_from_grpc_code(status.error_code());
+  StatusMeaning meaning = meaning_of_status(status.error_code(), status.error_message());
+  message = std::move(meaning.message);
+  probe = meaning.probe;
+  return meaning.error;
 }
 
 // ---------------------------------------------------------------- Attempt

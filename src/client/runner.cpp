@@ -58,7 +58,6 @@ void RunnerCore::prepare_context(
     std::optional<std::chrono::system_clock::time_point> deadline) const {
   if (deadline) context.set_deadline(*deadline);
   if (!config_.sandbox_id.empty()) context.AddMetadata("sandbox-id", config_.sandbox_id);
-  if (connection_.per_call_credentials) context.set_credentials(connection_.per_call_credentials);
 }
 
 namespace {

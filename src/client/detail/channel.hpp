@@ -12,13 +12,12 @@ namespace sandbox::detail {
 
 /// What every call of a runner uses.
 struct Connection {
+  /// Carries the credentials, the token's included, to every call.
   std::shared_ptr<grpc::Channel> channel;
-  /// Set only for a token over a cleartext channel (`allow_insecure`): attached to each call
-  /// because gRPC cannot compose call credentials into insecure channel credentials.
-  std::shared_ptr<grpc::CallCredentials> per_call_credentials;
 };
 
-/// Validates `config` and creates the channel (it connects lazily).
+/// Validates `config` and creates the channel (it connects lazily). Warns once through
+/// `config.log` when a token goes without TLS (`allow_insecure`).
 /// @throws std::system_error `errc::invalid_config` or `errc::token_requires_tls`.
 Connection connect(const RemoteRunnerConfig& config);
 

@@ -19,6 +19,7 @@
 #include "client/detail/request.hpp"
 #include "client/detail/retry_fsm.hpp"
 #include "client/detail/runner_core.hpp"
+#include "client/detail/status_mapping.hpp"
 #include "client/detail/tsan_annotations.hpp"
 #include "sandbox/command.hpp"
 
@@ -82,9 +83,12 @@ class CallBase : protected RunnerMembership, public std::enable_shared_from_this
   /// Does what the FSM said. Never called with the lock held.
   void run(RetryStep step);
   void wait_done();
-  /// The error of an attempt that ended without an exit.
+  /// The error of an attempt that ended without an exit, and what would explain it.
   std::error_code error_for(const Attempt& attempt, const grpc::Status& status,
-                            std::string& message) const;
+                            std::string& message, Probe& probe) const;
+  /// Asks the agent what `probe` says (tls_probe.hpp) and, when it names a TLS reason,
+  /// makes `end` an `errc::tls_error` saying it; leaves `end` alone otherwise.
+  void explain(Probe probe, const std::string& grpc_message, AttemptEnd& end) const;
   /// Ends the call: asks the agent to kill the command when the client abandoned it.
   void conclude(RetryStep step, bool abandoned);
 
