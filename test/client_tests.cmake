@@ -45,3 +45,12 @@ if(TARGET sandbox_agent_core AND TARGET sandbox_test_support)
     LIBS sandbox_client sandbox_agent_core sandbox_test_support sandbox_fakes
     LABELS soak)
 endif()
+
+# Security end to end (real TLS on loopback, the agent binary); test/security_tests.cmake
+# also runs it with its logs captured and scans them for leaked secrets.
+if(TARGET sandbox-agent AND TARGET sandbox_test_support)
+  sandbox_add_test(client_security_tests
+    SOURCES integration/security_test.cpp
+    LIBS sandbox_client sandbox_test_support sandbox_fakes
+    LABELS security)
+endif()
