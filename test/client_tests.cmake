@@ -54,3 +54,18 @@ if(TARGET sandbox-agent AND TARGET sandbox_test_support)
     LIBS sandbox_client sandbox_test_support sandbox_fakes
     LABELS security)
 endif()
+
+# The same suite once more with its logs captured (GRPC_VERBOSITY=debug), then scanned for
+# every token, secret and env value it used.
+if(TARGET client_security_tests)
+  add_test(NAME security_logs_captured
+    COMMAND ${CMAKE_COMMAND} -DBINARY=$<TARGET_FILE:client_security_tests>
+            -DLOG_DIR=${CMAKE_CURRENT_BINARY_DIR}/security-logs
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/support/run_capturing_logs.cmake)
+  set_tests_properties(security_logs_captured PROPERTIES
+    FIXTURES_SETUP security_logs LABELS security ENVIRONMENT GRPC_VERBOSITY=debug TIMEOUT 300)
+  add_test(NAME security_log_scan
+    COMMAND ${CMAKE_COMMAND} -DLOG_DIR=${CMAKE_CURRENT_BINARY_DIR}/security-logs
+            -P ${CMAKE_CURRENT_SOURCE_DIR}/support/scan_logs_for_secrets.cmake)
+  set_tests_properties(security_log_scan PROPERTIES FIXTURES_REQUIRED security_logs LABELS security)
+endif()

@@ -477,5 +477,57 @@ TEST_F(SecurityTest, ReloadingNeedsFilesNotPem) {
   }
 }
 
+TEST_F(SecurityTest, SecretsAndEnvValuesReachTheCommandButNoLogOrError) {
+  const std::string token = sensitive("tok-");
+  const std::string secret = sensitive("secret-");
+  const std::string plain = sensitive("env-");
+  const auto secrets_dir = dir_.path() / "secrets";
+  std::filesystem::create_directory(secrets_dir);
+  std::ofstream(secrets_dir / "api_key") << secret << '\n';
+  const auto token_file = dir_.path() / "agent-token";
+  std::ofstream(token_file) << token << '\n';
+  start_agent({"--tls-cert", cert("server.pem"), "--tls-key", cert("server.key"), "--client-ca",
+               cert("ca.pem"), "--token-file", token_file.string(), "--secrets-dir",
+               secrets_dir.string()});
+  RemoteRunnerConfig config = tls_config();
+  config.token = token;
+  RemoteRunner runner(io_.get_executor(), config);
+
+  Command uses{
+      "sh", "-c",
+      "test \"$API_KEY\" = \"$(cat expected)\" && test -n \"$PLAIN\" && echo \"$API_KEY\""};
+  std::ofstream(workspace_.path() / "expected") << secret;
+  uses.env = {{"API_KEY", "secret://api_key"}, {"PLAIN", plain}};
+  Outcome outcome = run(runner, uses);
+  ASSERT_FALSE(outcome.error) << outcome.result.error_message;
+  EXPECT_EQ(outcome.result.exit_code(), 0) << "the command saw the resolved secret";
+  EXPECT_EQ(outcome.result.stdout_data, "[REDACTED]\n") << "the secret is redacted from output";
+
+  // Refusals name the variable and the rule, never a value.
+  Command missing{"true"};
+  missing.env = {{"API_KEY", "secret://no_such_secret"}, {"PLAIN", plain}};
+  Outcome refused = run(runner, missing);
+  EXPECT_EQ(refused.error, errc::invalid_argument);
+  EXPECT_THAT(refused.result.error_message, HasSubstr("API_KEY"));
+  Command bad_value{"true"};
+  bad_value.env = {{"PLAIN", plain + std::string(1, '\0') + plain}};
+  Outcome invalid = run(runner, bad_value);
+  EXPECT_EQ(invalid.error, errc::invalid_argument);
+  for (const Outcome* o : {&refused, &invalid}) {
+    EXPECT_THAT(o->result.error_message, Not(HasSubstr(plain)));
+    EXPECT_THAT(o->result.error_message, Not(HasSubstr(secret)));
+  }
+}
+
+TEST_F(SecurityTest, TheDefaultLogSinkWarnsOnStderrWithoutTheToken) {
+  // No sink: the warning goes to stderr, which security_log_scan reads (and checks that it
+  // is there and holds no token).
+  RemoteRunnerConfig config;
+  config.address = "unix:" + (dir_.path() / "nobody.sock").string();
+  config.token = sensitive("tok-");
+  config.allow_insecure = true;
+  RemoteRunner runner(io_.get_executor(), config);
+}
+
 }  // namespace
 }  // namespace sandbox::test

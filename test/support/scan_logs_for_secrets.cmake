@@ -1,0 +1,32 @@
+# Fails when any token, secret or env value the security suite used (one per line in
+# sensitive-values.txt) appears in its captured logs: the SDK's, the agents' and gRPC's
+# own at debug verbosity. -DLOG_DIR=<directory run_capturing_logs.cmake wrote>.
+file(STRINGS "${LOG_DIR}/sensitive-values.txt" values)
+file(READ "${LOG_DIR}/suite.log" log)
+list(LENGTH values count)
+# The scan proves something only if the values were used and every log source is there.
+if(count LESS 10)
+  message(FATAL_ERROR "only ${count} sensitive values were recorded: the suite did not run whole")
+endif()
+foreach(marker "event=agent.start" "event=exec.refused" "sandbox-exec: warning: allow_insecure"
+               "ssl_transport_security.cc")
+  string(FIND "${log}" "${marker}" at)
+  if(at EQUAL -1)
+    message(FATAL_ERROR "the captured log lacks '${marker}': a log source is missing")
+  endif()
+endforeach()
+if(NOT log MATCHES "\nD[0-9][0-9][0-9][0-9] [0-9:.]+ ")
+  message(FATAL_ERROR "no gRPC debug line in the captured log: GRPC_VERBOSITY=debug not applied")
+endif()
+set(leaks "")
+foreach(value IN LISTS values)
+  string(FIND "${log}" "${value}" at)
+  if(NOT at EQUAL -1)
+    list(APPEND leaks "${value}")
+  endif()
+endforeach()
+if(leaks)
+  message(FATAL_ERROR "sensitive values found in the logs (${LOG_DIR}/suite.log): ${leaks}")
+endif()
+string(LENGTH "${log}" bytes)
+message(STATUS "${count} sensitive values, none in ${bytes} bytes of logs")
