@@ -13,7 +13,7 @@ sandbox_add_test(cli_options_test
 if(TARGET sandbox-agent)
   sandbox_add_test(cli_run_test
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cli_run_test.cpp
-    LIBS sandbox_local_agent
+    LIBS sandbox_local_agent sandbox_test_support
     LABELS cli integration)
   target_compile_definitions(cli_run_test PRIVATE
     SANDBOX_RUN_BINARY="$<TARGET_FILE:sandbox-run>"

@@ -9,6 +9,7 @@
 #include "support/process_watch.hpp"
 #include "support/raw_exec.hpp"
 #include "support/temp_dir.hpp"
+#include "support/test_certs.hpp"
 
 namespace sandbox::test {
 namespace {
@@ -42,6 +43,52 @@ TEST(AgentBinaryTest, RefusesToStartWithoutAuthentication) {
   EXPECT_EQ(r.stdout_text, "");
   EXPECT_THAT(r.stderr_text, HasSubstr("--allow-unauthenticated"));
   EXPECT_EQ(std::count(r.stderr_text.begin(), r.stderr_text.end(), '\n'), 1) << r.stderr_text;
+}
+
+// The agent refuses TLS settings it cannot serve, naming the flag, before it listens.
+TEST(AgentBinaryTest, RefusesTlsItCannotServe) {
+  TestCerts certs;
+  TempDir dir;
+  auto cert = [&](const char* name) { return certs.file(name).string(); };
+  const std::string listen = "unix:" + (dir.path() / "agent.sock").string();
+  const std::string empty = (dir.path() / "empty.pem").string();
+  std::ofstream(empty) << "not a certificate\n";
+  struct Case {
+    std::vector<std::string> flags;
+    const char* says;
+    int exit_code;
+  };
+  const Case cases[] = {
+      {{"--tls-cert", cert("server.pem"), "--allow-unauthenticated"},
+       "--tls-cert: requires --tls-key",
+       2},
+      {{"--tls-key", cert("server.key"), "--allow-unauthenticated"},
+       "--tls-key: requires --tls-cert",
+       2},
+      {{"--client-ca", cert("ca.pem")}, "--client-ca: requires --tls-cert and --tls-key", 2},
+      {{"--tls-cert", cert("server.pem"), "--tls-key", cert("server.key")},
+       "--token-file or --client-ca: required",
+       2},
+      {{"--tls-cert", cert("server.pem"), "--tls-key", cert("client.key"),
+        "--allow-unauthenticated"},
+       "is not the key of the certificate in --tls-cert",
+       1},
+      {{"--tls-cert", empty, "--tls-key", cert("server.key"), "--allow-unauthenticated"},
+       "holds no PEM certificate",
+       1},
+      {{"--tls-cert", cert("server.pem"), "--tls-key", cert("server.key"), "--client-ca",
+        (dir.path() / "missing.pem").string()},
+       "--client-ca: cannot read",
+       1},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> argv{agent_binary_path(), "--listen", listen};
+    argv.insert(argv.end(), c.flags.begin(), c.flags.end());
+    ProcessResult r = run_process(argv);
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.says << ": " << r.stderr_text;
+    EXPECT_THAT(r.stderr_text, HasSubstr(c.says));
+    EXPECT_EQ(r.stdout_text, "") << "it must not have listened";
+  }
 }
 
 TEST(AgentBinaryTest, UnknownFlagIsNamed) {

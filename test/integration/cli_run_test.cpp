@@ -29,6 +29,8 @@
 #include <vector>
 
 #include "cli/local_agent.hpp"
+#include "support/agent_process.hpp"
+#include "support/test_certs.hpp"
 
 extern char** environ;  // NOLINT(readability-redundant-declaration)
 
@@ -405,6 +407,36 @@ TEST_F(CliRunTest, TokenWithoutTlsIsRefusedUnlessInsecureIsAllowed) {
   EXPECT_THAT(r.err, HasSubstr("insecure"));
   EXPECT_THAT(r.err, Not(HasSubstr("tok-3b1f9e"))) << "the token leaked into the error";
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST_F(CliRunTest, MutualTlsWithATokenAndEachTlsFailureNamed) {
+  sandbox::test::TestCerts certs;
+  const auto token_file = root_ / "token";
+  std::ofstream(token_file) << "tok-51ac07\n";
+  auto cert = [&](const std::string& name) { return certs.file(name).string(); };
+  sandbox::test::AgentProcess agent({"--tls-cert", cert("server.pem"), "--tls-key",
+                                     cert("server.key"), "--client-ca", cert("ca.pem"),
+                                     "--token-file", token_file.string(), "--listen", "127.0.0.1:0",
+                                     "--workspace", workspace_.string(), "--sandbox", "none"});
+  const std::string address = "localhost:" + agent.address().substr(agent.address().rfind(':') + 1);
+  auto with = [&](const std::string& ca, const std::string& client) {
+    return run({"--address", address, "--ca", cert(ca + ".pem"), "--cert", cert(client + ".pem"),
+                "--key", cert(client + ".key"), "--token-file", token_file.string(), "--", "echo",
+                "hi"});
+  };
+  auto ok = with("ca", "client");
+  EXPECT_EQ(ok.ended.code, 0) << ok.err;
+  EXPECT_EQ(ok.out, "hi\n");
+  auto unknown_ca = with("ca2", "client");
+  EXPECT_EQ(unknown_ca.ended.code, 125);
+  EXPECT_THAT(unknown_ca.err, HasSubstr("tls_error"));
+  EXPECT_THAT(unknown_ca.err, HasSubstr("unknown CA"));
+  auto rejected = with("ca", "client-ca2");
+  EXPECT_EQ(rejected.ended.code, 125);
+  EXPECT_THAT(rejected.err, HasSubstr("rejected this runner's client certificate"));
+  for (const auto* r : {&ok, &unknown_ca, &rejected}) {
+    EXPECT_THAT(r->err, Not(HasSubstr("tok-51ac07"))) << "the token leaked";
+  }
 }
 
 TEST_F(CliRunTest, TokenFromEnvironmentIsRefusedWithoutTlsToo) {
