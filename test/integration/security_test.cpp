@@ -125,21 +125,6 @@ class SecurityTest : public ::testing::Test {
     return outcome;
   }
 
-  // A file of the agent's own, so a test can rotate it: a copy of certificate `name`.
-  std::string agent_file(const std::string& name) {
-    const auto path = dir_.path() / ("agent-" + name);
-    replace_file(certs().file(name), path);
-    return path.string();
-  }
-
-  // A cleartext agent requiring `token`.
-  void start_token_agent(const std::string& token, std::vector<std::string> more = {}) {
-    const auto token_file = dir_.path() / "agent-token";
-    std::ofstream(token_file) << token << '\n';
-    more.insert(more.end(), {"--token-file", token_file.string()});
-    start_agent(std::move(more));
-  }
-
   bool ran(const std::string& marker) {
     return std::filesystem::exists(workspace_.path() / marker);
   }
@@ -414,17 +399,16 @@ TEST_F(SecurityTest, AFailingTokenProviderFailsTheCallUnauthenticatedWithoutRetr
 }
 
 TEST_F(SecurityTest, TheAgentRotatesItsCertificateAndClientCaWithoutARestart) {
-  const std::string server_cert = agent_file("server.pem");
-  const std::string server_key = agent_file("server.key");
-  const std::string client_ca = agent_file("ca.pem");
-  start_agent({"--tls-cert", server_cert, "--tls-key", server_key, "--client-ca", client_ca,
-               "--tls-reload-interval", "1s"});
+  RotatingFiles files(
+      certs(), dir_.path(),
+      {{"cert.pem", "server.pem"}, {"key.pem", "server.key"}, {"ca.pem", "ca.pem"}});
+  start_agent({"--tls-cert", files.path("cert.pem"), "--tls-key", files.path("key.pem"),
+               "--client-ca", files.path("ca.pem"), "--tls-reload-interval", "1s"});
   ASSERT_FALSE(run(tls_config("ca", "client")).error);
   EXPECT_EQ(run(tls_config("ca2", "client-ca2")).error, errc::tls_error);
-  // The other CA's server certificate and client CA, renamed into place as a rotation does.
-  replace_file(certs().file("server-ca2.key"), server_key);
-  replace_file(certs().file("server-ca2.pem"), server_cert);
-  replace_file(certs().file("ca2.pem"), client_ca);
+  // The other CA's server certificate and client CA.
+  files.rotate(
+      {{"cert.pem", "server-ca2.pem"}, {"key.pem", "server-ca2.key"}, {"ca.pem", "ca2.pem"}});
   Outcome outcome;
   const bool rotated = eventually(
       [&] {
@@ -438,21 +422,18 @@ TEST_F(SecurityTest, TheAgentRotatesItsCertificateAndClientCaWithoutARestart) {
 
 TEST_F(SecurityTest, TheClientRotatesItsCertificateWithoutANewRunner) {
   start_mtls_agent("");
-  const auto cert_file = dir_.path() / "client-cert.pem";
-  const auto key_file = dir_.path() / "client-key.pem";
-  replace_file(certs().file("client-expired.pem"), cert_file);
-  replace_file(certs().file("client-expired.key"), key_file);
+  RotatingFiles files(certs(), dir_.path(),
+                      {{"cert.pem", "client-expired.pem"}, {"key.pem", "client-expired.key"}});
   RemoteRunnerConfig config = tls_config();
-  config.tls->cert_file = cert_file.string();
-  config.tls->key_file = key_file.string();
+  config.tls->cert_file = files.path("cert.pem");
+  config.tls->key_file = files.path("key.pem");
   config.tls->reload_interval = 1s;
   config.retry.max_attempts = 1;
   RemoteRunner runner(io_.get_executor(), config);
   Outcome before = run(runner);
   EXPECT_EQ(before.error, errc::tls_error);
   EXPECT_THAT(before.result.error_message, HasSubstr("expired"));
-  replace_file(certs().file("client.key"), key_file);
-  replace_file(certs().file("client.pem"), cert_file);
+  files.rotate({{"cert.pem", "client.pem"}, {"key.pem", "client.key"}});
   Outcome outcome;
   const bool rotated = eventually(
       [&] {

@@ -24,10 +24,21 @@ std::string TestCerts::pem(std::string_view name) const {
   return text.str();
 }
 
-void replace_file(const std::filesystem::path& source, const std::filesystem::path& target) {
-  const std::filesystem::path staging = target.string() + ".new";
-  std::filesystem::copy_file(source, staging, std::filesystem::copy_options::overwrite_existing);
-  std::filesystem::rename(staging, target);
+RotatingFiles::RotatingFiles(const TestCerts& certs, std::filesystem::path directory,
+                             const std::vector<std::pair<std::string, std::string>>& files)
+    : certs_(certs), directory_(std::move(directory)) {
+  rotate(files);
+}
+
+void RotatingFiles::rotate(const std::vector<std::pair<std::string, std::string>>& files) {
+  namespace fs = std::filesystem;
+  const std::string version = "v" + std::to_string(++version_);
+  fs::create_directory(directory_ / version);
+  for (const auto& [name, generated] : files) {
+    fs::copy_file(certs_.file(generated), directory_ / version / name);
+  }
+  fs::create_directory_symlink(version, directory_ / "live.next");
+  fs::rename(directory_ / "live.next", directory_ / "live");  // replaces the old link at once
 }
 
 }  // namespace sandbox::test

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "support/temp_dir.hpp"
 
@@ -26,7 +28,24 @@ class TestCerts {
   TempDir dir_;
 };
 
-/// Replaces `target` by a copy of `source` atomically (a rename), as a rotation does.
-void replace_file(const std::filesystem::path& source, const std::filesystem::path& target);
+/// Certificate files as a rotation must replace them (docs/security.md, "Rotating"): a
+/// directory reached through the symlink `live`, switched to the next version in one rename,
+/// so a reader never sees a new certificate with an old key.
+class RotatingFiles {
+ public:
+  /// `files`: the name under `live` of each file and the generated certificate it starts as,
+  /// e.g. {{"cert.pem", "server.pem"}, {"key.pem", "server.key"}}.
+  RotatingFiles(const TestCerts& certs, std::filesystem::path directory,
+                const std::vector<std::pair<std::string, std::string>>& files);
+  /// The stable path of one file, e.g. path("cert.pem").
+  std::string path(const std::string& name) const { return (directory_ / "live" / name).string(); }
+  /// Switches every file to the generated certificate named for it, in one rename.
+  void rotate(const std::vector<std::pair<std::string, std::string>>& files);
+
+ private:
+  const TestCerts& certs_;
+  std::filesystem::path directory_;
+  int version_ = 0;
+};
 
 }  // namespace sandbox::test
