@@ -158,6 +158,21 @@ TEST_F(SecurityTest, MutualTlsWithATokenRunsTheCommand) {
   EXPECT_EQ(outcome.result.stdout_data, "hi\n");
 }
 
+TEST_F(SecurityTest, MutualTlsFromPemInMemory) {
+  start_mtls_agent("");
+  RemoteRunnerConfig config = tls_config();
+  config.tls = TlsConfig{};
+  config.tls->ca_pem = certs().pem("ca.pem");
+  config.tls->cert_pem = certs().pem("client.pem");
+  config.tls->key_pem = certs().pem("client.key");
+  Outcome outcome = run(config);
+  EXPECT_FALSE(outcome.error) << outcome.result.error_message;
+  // The probe reads PEM text as the runner does: a rejection is still explained.
+  config.tls->cert_pem = certs().pem("client-expired.pem");
+  config.tls->key_pem = certs().pem("client-expired.key");
+  expect_tls_failure(run(config), "it expired on 2020-02-01");
+}
+
 TEST_F(SecurityTest, AgentCertificateFromAnUnknownCa) {
   start_mtls_agent("");
   expect_tls_failure(run(tls_config("ca2")), "signed by an unknown CA");
