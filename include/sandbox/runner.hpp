@@ -48,11 +48,14 @@ class RemoteRunner {
   using exec_signature = void(std::error_code, ExecResult);
 
   /// Validates `config` and creates the channel (connecting lazily, on the first call).
+  /// With `allow_insecure` and a token, warns once through `config.log`.
   ///
   /// @throws std::system_error `errc::invalid_config` for an empty address, unreadable
-  ///   TLS files, a zero `stream_read_ahead` or a negative `cancel_timeout`;
-  ///   `errc::token_requires_tls` for a token without TLS unless `allow_insecure` (the
-  ///   message says "insecure").
+  ///   TLS files, PEM text with a `reload_interval`, both `token` and `token_provider`, a
+  ///   token that is not printable ASCII, a zero `stream_read_ahead` or a negative
+  ///   `cancel_timeout`; `errc::token_requires_tls` for a token without TLS unless
+  ///   `allow_insecure` (the message says "insecure"), and with it for an IP address of
+  ///   another host.
   RemoteRunner(executor_type executor, RemoteRunnerConfig config);
   RemoteRunner(const RemoteRunner&) = delete;
   RemoteRunner& operator=(const RemoteRunner&) = delete;
