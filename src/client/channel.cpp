@@ -191,10 +191,12 @@ grpc::ChannelArguments channel_arguments(const RemoteRunnerConfig& config) {
   // While the agent refuses connections, a call fails at once during the channel's
   // reconnect backoff (gRPC's default: 1 s, growing to 120 s) without trying to connect.
   // Aligned with the SDK's own backoff, each retry finds a fresh connection attempt.
+  // Not grpc.min_reconnect_backoff_ms: gRPC 1.51 takes it as the connection attempt's
+  // timeout (default 20 s), and at 100 ms a TLS handshake on a loaded machine or a distant
+  // network fails ("handshaker shutdown") before it can finish.
   const RetryPolicy& retry = config.retry;
   const int initial = static_cast<int>(std::max<std::int64_t>(retry.initial_backoff.count(), 1));
   values["grpc.initial_reconnect_backoff_ms"] = initial;
-  values["grpc.min_reconnect_backoff_ms"] = initial;
   values["grpc.max_reconnect_backoff_ms"] =
       static_cast<int>(std::max<std::int64_t>(retry.max_backoff.count(), initial));
   if (config.tls && !config.tls->server_name.empty()) {

@@ -262,8 +262,11 @@ Ssl client_session(SSL_CTX* context, const Endpoint& endpoint, const TlsConfig& 
   if (!ssl) return ssl;
   const std::string name = tls.server_name.empty() ? endpoint.host : tls.server_name;
   if (!endpoint.unix_socket || !tls.server_name.empty()) {
-    SSL_set_tlsext_host_name(ssl.get(), name.c_str());
-    SSL_set1_host(ssl.get(), name.c_str());
+    // An IP address is checked against the certificate's IP names and never sent as SNI.
+    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), name.c_str()) != 1) {
+      SSL_set_tlsext_host_name(ssl.get(), name.c_str());
+      SSL_set1_host(ssl.get(), name.c_str());
+    }
   }
   static constexpr unsigned char kAlpn[] = {2, 'h', '2'};
   SSL_set_alpn_protos(ssl.get(), kAlpn, sizeof kAlpn);
