@@ -418,7 +418,7 @@ TEST_F(CliRunTest, MutualTlsWithATokenAndEachTlsFailureNamed) {
                                      cert("server.key"), "--client-ca", cert("ca.pem"),
                                      "--token-file", token_file.string(), "--listen", "127.0.0.1:0",
                                      "--workspace", workspace_.string(), "--sandbox", "none"});
-  const std::string address = "localhost:" + agent.address().substr(agent.address().rfind(':') + 1);
+  const std::string address = "127.0.0.1:" + agent.address().substr(agent.address().rfind(':') + 1);
   auto with = [&](const std::string& ca, const std::string& client) {
     return run({"--address", address, "--ca", cert(ca + ".pem"), "--cert", cert(client + ".pem"),
                 "--key", cert(client + ".key"), "--token-file", token_file.string(), "--", "echo",
