@@ -20,6 +20,7 @@ sandbox_add_test(client_concurrency_tests
 sandbox_add_test(client_fake_agent_tests
   SOURCES integration/runner_fake_agent_test.cpp integration/stream_fake_agent_test.cpp
           integration/cancel_fake_agent_test.cpp integration/retry_fake_agent_test.cpp
+          integration/legacy_agent_test.cpp
   LIBS sandbox_client sandbox_fakes
   LABELS client)
 

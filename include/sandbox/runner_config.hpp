@@ -75,10 +75,27 @@ struct KeepaliveConfig {
   int max_pings_without_data = 2;
 };
 
+/// Which generation of agent a runner talks to.
+enum class AgentProtocol {
+  /// `sandbox.v1.SandboxExecService` (Exec and Cancel): everything in docs/behavior.md.
+  v1,
+  /// The first deployed generation, at `/workflow.plugin.external.sandbox.SandboxExecService/Exec`
+  /// (proto/compat/): the same messages, but the agent reads only the request's profile,
+  /// image, command, env and workdir, and sends neither `started` nor offsets. So a command
+  /// with stdin, a timeout or an exec id is refused (`errc::invalid_argument` naming the
+  /// field), as is a stream with `max_output_bytes` (`exec()` still caps on its side); a
+  /// failure is retried only when the request never left the client; no `Cancel` is sent
+  /// (cancelling the RPC is all this agent understands); `ExecResult::info` stays empty but
+  /// for the exec id the SDK chose.
+  legacy,
+};
+
 /// Everything a `RemoteRunner` needs. Per-call `Command` fields override the defaults here.
 struct RemoteRunnerConfig {
   /// The agent: any gRPC target (`host:port`, `unix:/path`, `dns:///name:port`). Required.
   std::string address;
+  /// The agent's generation; `legacy` for the first deployed one.
+  AgentProtocol protocol = AgentProtocol::v1;
   /// Bearer token sent as call credentials (`authorization: Bearer ...`). Never logged.
   std::string token;
   /// Instead of `token`, for long-lived runners whose token expires: asked for the token of

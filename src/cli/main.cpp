@@ -94,6 +94,7 @@ RemoteRunnerConfig make_config(const cli::Options& options, std::string address)
     tls.server_name = options.server_name;
   }
   config.allow_insecure = options.allow_insecure;
+  config.protocol = options.protocol;
   config.profile = options.profile;
   config.image = options.image;
   config.workdir = options.workdir;

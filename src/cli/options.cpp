@@ -58,6 +58,16 @@ struct Parser {
       o.env[std::string(value.substr(0, eq))] = std::string(value.substr(eq + 1));
       return true;
     }
+    if (flag == "--protocol") {
+      if (value == "v1") {
+        o.protocol = AgentProtocol::v1;
+      } else if (value == "legacy") {
+        o.protocol = AgentProtocol::legacy;
+      } else {
+        return fail("--protocol: expected v1 or legacy, got " + quoted(value));
+      }
+      return true;
+    }
     if (flag == "--timeout") {
       auto timeout = parse_duration(value);
       if (!timeout) {
@@ -90,6 +100,9 @@ struct Parser {
       // thinks they are talking to some other agent.
       if (!o.token_file.empty()) return fail("--token-file: requires --address");
       if (o.uses_tls()) return fail("--ca/--cert/--key/--server-name: require --address");
+      if (o.protocol == AgentProtocol::legacy) {
+        return fail("--protocol: legacy requires --address (the private agent speaks v1)");
+      }
     }
     if (o.cert_file.empty() != o.key_file.empty()) {
       return fail("--cert/--key: mTLS needs both a certificate and its key");
@@ -99,9 +112,9 @@ struct Parser {
 };
 
 constexpr std::string_view value_flags[] = {
-    "--address",     "--token-file", "--ca",        "--cert",    "--key",
-    "--server-name", "--profile",    "--image",     "--workdir", "--sandbox-id",
-    "--env",         "--timeout",    "--max-output"};
+    "--address",     "--token-file", "--ca",         "--cert",    "--key",
+    "--server-name", "--profile",    "--image",      "--workdir", "--sandbox-id",
+    "--env",         "--timeout",    "--max-output", "--protocol"};
 
 bool takes_value(std::string_view flag) {
   return std::find(std::begin(value_flags), std::end(value_flags), flag) != std::end(value_flags);
@@ -191,6 +204,9 @@ Agent:
   --key FILE           private key of --cert
   --server-name NAME   name to verify the agent's certificate against
   --allow-insecure     allow a token over a channel without TLS
+  --protocol GEN       the agent's generation: v1 (default), or legacy for the first
+                       deployed agents (/workflow.plugin.external.sandbox.SandboxExecService:
+                       no --stdin, --timeout or reattach; retried only before sending)
 
 Command:
   --profile NAME       requested security profile (strict, standard); the agent clamps it

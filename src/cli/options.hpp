@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/quantities.hpp"
+#include "sandbox/runner_config.hpp"
 
 namespace sandbox::cli {
 
@@ -28,6 +29,8 @@ struct Options {
   std::string server_name;
   /// `--allow-insecure`: a token may travel over a channel without TLS.
   bool allow_insecure = false;
+  /// `--protocol v1|legacy`: the agent's generation (legacy only with `--address`).
+  AgentProtocol protocol = AgentProtocol::v1;
   /// `--profile`, `--image`, `--workdir`, `--sandbox-id`: passed to the runner's config.
   std::string profile;
   std::string image;

@@ -59,7 +59,7 @@ CallBase::CallBase(RunnerCore* core, Command command)
     : RunnerMembership(core), command_(std::move(command)) {}
 
 bool CallBase::prepare(OutputUse use, std::error_code& error, std::string& message) {
-  auto validation = validate(command_);
+  auto validation = validate(command_, core_->config().protocol, use);
   if (!validation) {
     error = validation.error;
     message = std::move(validation.message);
@@ -141,7 +141,7 @@ void CallBase::run(RetryStep step) {
       std::optional<std::chrono::system_clock::time_point> deadline;
       if (auto overall = fsm_->deadline()) deadline = to_system(*overall);
       core_->prepare_context(attempt->context, deadline);
-      attempt->bind(attempt, core_->stub(), request_, holds_);
+      attempt->bind(attempt, *core_, request_, holds_);
       attempt_ = attempt;
       on_attempt_starting();
     }
@@ -297,11 +297,11 @@ std::error_code CallBase::error_for(const Attempt& attempt, const grpc::Status& 
 
 // ---------------------------------------------------------------- Attempt
 
-void Attempt::bind(const std::shared_ptr<Attempt>& self, v1::SandboxExecService::Stub& stub,
+void Attempt::bind(const std::shared_ptr<Attempt>& self, RunnerCore& core,
                    const v1::ExecRequest& request, int holds) {
   self_ = self;
   sequence.info().exec_id = request.exec_id();  // what `started` may confirm
-  stub.async()->Exec(&context, &request, this);
+  core.start_exec(&context, &request, this);
   if (holds > 0) AddMultipleHolds(holds);
 }
 

@@ -21,7 +21,7 @@ Validation invalid(std::string message) {
 
 }  // namespace
 
-Validation validate(const Command& cmd) {
+Validation validate(const Command& cmd, AgentProtocol protocol, OutputUse use) {
   if (cmd.argv.empty()) return invalid("command: argv must not be empty");
   if (cmd.argv.front().empty()) return invalid("command[0]: the program name must not be empty");
   for (std::size_t i = 0; i < cmd.argv.size(); ++i) {
@@ -51,6 +51,19 @@ Validation validate(const Command& cmd) {
   if (cmd.retry) {
     if (auto violation = retry_policy_violation(*cmd.retry); !violation.empty()) {
       return invalid(std::move(violation));
+    }
+  }
+  if (protocol == AgentProtocol::legacy) {
+    // The older agent generation reads request fields 1-5 only: anything else would be
+    // dropped without a word.
+    constexpr std::string_view needs_v1 = ": needs a v1 agent (protocol legacy)";
+    if (!cmd.stdin_data.empty()) return invalid(std::string("stdin_data").append(needs_v1));
+    if (cmd.timeout.count() != 0) {
+      return invalid(std::string("timeout").append(needs_v1).append("; use deadline"));
+    }
+    if (!cmd.exec_id.empty()) return invalid(std::string("exec_id").append(needs_v1));
+    if (use == OutputUse::stream && cmd.max_output_bytes) {
+      return invalid(std::string("max_output_bytes").append(needs_v1).append(" for a stream"));
     }
   }
   return {};

@@ -13,7 +13,21 @@ namespace detail {
 RunnerCore::RunnerCore(RemoteRunnerConfig config)
     : config_(std::move(config)),
       connection_(connect(config_)),
-      stub_(v1::SandboxExecService::NewStub(connection_.channel)) {}
+      stub_(v1::SandboxExecService::NewStub(connection_.channel)) {
+  if (config_.protocol == AgentProtocol::legacy) {
+    legacy_stub_ =
+        workflow::plugin::external::sandbox::SandboxExecService::NewStub(connection_.channel);
+  }
+}
+
+void RunnerCore::start_exec(grpc::ClientContext* context, const v1::ExecRequest* request,
+                            grpc::ClientReadReactor<v1::ExecResponse>* reactor) {
+  if (legacy_stub_) {
+    legacy_stub_->async()->Exec(context, request, reactor);
+  } else {
+    stub_->async()->Exec(context, request, reactor);
+  }
+}
 
 bool RunnerCore::add(RunnerMembership* member, const std::shared_ptr<CallBase>& call) {
   std::lock_guard lock(mutex_);
@@ -72,7 +86,8 @@ struct CancelCall {
 }  // namespace
 
 void RunnerCore::send_cancel(const std::string& exec_id) {
-  if (config_.cancel_timeout.count() == 0) return;
+  // The older generation has no Cancel: cancelling the Exec RPC was all there was to do.
+  if (config_.cancel_timeout.count() == 0 || legacy_stub_) return;
   const auto deadline = std::chrono::system_clock::now() + config_.cancel_timeout;
   bool probe = false;
   {

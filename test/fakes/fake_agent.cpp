@@ -1,5 +1,7 @@
 #include "fakes/fake_agent.hpp"
 
+#include "compat/sandbox_exec_legacy.grpc.pb.h"
+
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <unistd.h>
@@ -73,7 +75,21 @@ class FakeAgent::Service final : public v1::SandboxExecService::Service {
   std::vector<RecordedCancel> cancels_;  // guarded by mutex_
 };
 
-FakeAgent::FakeAgent(ExecScript script, CancelScript cancel_script)
+// The older generation's service: the same script and records, at its own path.
+class FakeAgent::LegacyService final
+    : public workflow::plugin::external::sandbox::SandboxExecService::Service {
+ public:
+  explicit LegacyService(FakeAgent::Service& v1) : v1_(v1) {}
+  grpc::Status Exec(grpc::ServerContext* context, const v1::ExecRequest* request,
+                    ExecWriter* writer) override {
+    return v1_.Exec(context, request, writer);
+  }
+
+ private:
+  FakeAgent::Service& v1_;  // (plain `Service` names the base class here)
+};
+
+FakeAgent::FakeAgent(ExecScript script, CancelScript cancel_script, FakeGeneration generation)
     : service_(std::make_unique<Service>(std::move(script), std::move(cancel_script))) {
   std::string pattern = (std::filesystem::temp_directory_path() / "fake-agent-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
@@ -81,7 +97,12 @@ FakeAgent::FakeAgent(ExecScript script, CancelScript cancel_script)
   address_ = "unix:" + (dir_ / "fake.sock").string();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(address_, grpc::InsecureServerCredentials());
-  builder.RegisterService(service_.get());
+  if (generation == FakeGeneration::legacy) {
+    legacy_service_ = std::make_unique<LegacyService>(*service_);
+    builder.RegisterService(legacy_service_.get());
+  } else {
+    builder.RegisterService(service_.get());
+  }
   server_ = builder.BuildAndStart();
   if (!server_) throw std::runtime_error("fake agent could not listen on " + address_);
 }

@@ -46,12 +46,21 @@ struct RecordedCancel {
   std::multimap<std::string, std::string> metadata;
 };
 
+/// Which service the fake serves.
+enum class FakeGeneration {
+  v1,      ///< sandbox.v1.SandboxExecService (Exec, Cancel)
+  legacy,  ///< only /workflow.plugin.external.sandbox.SandboxExecService/Exec (proto/compat/)
+};
+
 /// The fake agent. Starts listening in the constructor; stops in the destructor.
 class FakeAgent {
  public:
   /// Without a Cancel script, Cancel answers UNIMPLEMENTED, as the older agent generation
-  /// (which does not know the method) does; the request is recorded either way.
-  explicit FakeAgent(ExecScript script, CancelScript cancel_script = {});
+  /// (which does not know the method) does; the request is recorded either way. A `legacy`
+  /// fake serves the script at the older generation's path only: v1 calls, Cancel
+  /// included, are UNIMPLEMENTED there.
+  explicit FakeAgent(ExecScript script, CancelScript cancel_script = {},
+                     FakeGeneration generation = FakeGeneration::v1);
   ~FakeAgent();
   FakeAgent(const FakeAgent&) = delete;
   FakeAgent& operator=(const FakeAgent&) = delete;
@@ -67,9 +76,11 @@ class FakeAgent {
 
  private:
   class Service;
+  class LegacyService;
   std::filesystem::path dir_;
   std::string address_;
   std::unique_ptr<Service> service_;
+  std::unique_ptr<LegacyService> legacy_service_;
   std::unique_ptr<grpc::Server> server_;
 };
 

@@ -439,6 +439,19 @@ TEST_F(CliRunTest, MutualTlsWithATokenAndEachTlsFailureNamed) {
   }
 }
 
+TEST_F(CliRunTest, ProtocolLegacyTalksToTheOlderGenerationsPath) {
+  // The v1 agent does not serve the older path: the flag demonstrably changes the method.
+  auto legacy = run({"--address", agent_address(), "--protocol", "legacy", "--", "true"});
+  EXPECT_EQ(legacy.ended.code, 125);
+  EXPECT_THAT(legacy.err, HasSubstr("unimplemented"));
+  auto v1 = run({"--address", agent_address(), "--protocol", "v1", "--", "true"});
+  EXPECT_EQ(v1.ended.code, 0) << v1.err;
+  auto refused =
+      run({"--address", agent_address(), "--protocol", "legacy", "--timeout", "5s", "--", "true"});
+  EXPECT_EQ(refused.ended.code, 125);
+  EXPECT_THAT(refused.err, HasSubstr("timeout: needs a v1 agent"));
+}
+
 TEST_F(CliRunTest, TokenFromEnvironmentIsRefusedWithoutTlsToo) {
   auto r = run({"--address", agent_address(), "--", "true"}, {}, {"SANDBOX_TOKEN=tok-env-77"});
   EXPECT_EQ(r.ended.code, 125);

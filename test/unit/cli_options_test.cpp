@@ -66,6 +66,14 @@ TEST(CliOptionsTest, EveryValueFlagIsApplied) {
   EXPECT_TRUE(o.uses_tls());
 }
 
+TEST(CliOptionsTest, ProtocolSelectsTheAgentsGeneration) {
+  EXPECT_EQ(parse({"--address", "x:1", "--", "true"}).options.protocol, AgentProtocol::v1);
+  EXPECT_EQ(parse({"--address", "x:1", "--protocol", "legacy", "--", "true"}).options.protocol,
+            AgentProtocol::legacy);
+  EXPECT_EQ(parse({"--address", "x:1", "--protocol=v1", "--", "true"}).options.protocol,
+            AgentProtocol::v1);
+}
+
 TEST(CliOptionsTest, SecretReferenceIsKeptVerbatim) {
   auto parsed = parse({"--env", "API_KEY=secret://prod/api", "--", "env"});
   ASSERT_EQ(parsed.action, Action::run) << parsed.error;
@@ -118,6 +126,12 @@ INSTANTIATE_TEST_SUITE_P(
                 {"--max-output", "10X", "--", "true"},
                 "--max-output: expected a positive"},
         BadArgs{"UnknownFlag", {"--bogus", "--", "true"}, "--bogus: unknown flag"},
+        BadArgs{"UnknownProtocol",
+                {"--address", "x:1", "--protocol", "v0", "--", "true"},
+                "--protocol: expected v1 or legacy"},
+        BadArgs{"LegacyWithoutAddress",
+                {"--protocol", "legacy", "--", "true"},
+                "--protocol: legacy requires --address"},
         BadArgs{"UnknownFlagWithValue", {"--bogus=1", "--", "true"}, "--bogus: unknown flag"},
         BadArgs{"ValueForSwitch", {"--stdin=yes", "--", "true"}, "--stdin: takes no value"},
         BadArgs{"MissingValueAtEnd", {"--timeout"}, "--timeout: needs a value"},

@@ -15,6 +15,8 @@
 
 namespace sandbox::detail {
 
+class RunnerCore;
+
 class CallBase;
 
 /// Owns itself from `bind()` until OnDone and keeps its call alive that long, so a call
@@ -32,8 +34,8 @@ class Attempt final : public grpc::ClientReadReactor<v1::ExecResponse> {
 
   /// Creates the RPC for `request` (which must outlive it) and adds `holds` holds; no
   /// reaction can run before `start()`. Binding runs no reaction, so a caller may hold a lock.
-  void bind(const std::shared_ptr<Attempt>& self, v1::SandboxExecService::Stub& stub,
-            const v1::ExecRequest& request, int holds);
+  void bind(const std::shared_ptr<Attempt>& self, RunnerCore& core, const v1::ExecRequest& request,
+            int holds);
   /// Issues the first read and starts the call.
   void start();
   /// Starts the next read (at most one in flight; the call's rules decide when).

@@ -19,15 +19,17 @@ struct Validation {
   explicit operator bool() const noexcept { return !error; }
 };
 
-/// Checks `cmd` against the rules of docs/behavior.md (argv non-empty, no NUL bytes, env
-/// names, exec_id shape). No I/O.
-Validation validate(const Command& cmd);
-
 /// How a call consumes output, which decides the default output cap.
 enum class OutputUse {
   collect,  ///< exec(): capped at `RemoteRunnerConfig::max_output_bytes` by default
   stream,   ///< stream(): the consumer bounds memory; no cap unless the command sets one
 };
+
+/// Checks `cmd` against the rules of docs/behavior.md (argv non-empty, no NUL bytes, env
+/// names, exec_id shape), and against what an agent speaking `protocol` can honour
+/// (AgentProtocol::legacy: no stdin, timeout, exec id, or a stream's output cap). No I/O.
+Validation validate(const Command& cmd, AgentProtocol protocol = AgentProtocol::v1,
+                    OutputUse use = OutputUse::collect);
 
 /// Fills `out` from the runner's defaults and `cmd`'s overrides. `cmd` must be valid.
 /// Generates a UUID v4 exec_id when `cmd.exec_id` is empty. Env values (including

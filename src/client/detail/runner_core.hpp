@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "client/detail/channel.hpp"
+#include "compat/sandbox_exec_legacy.grpc.pb.h"
 #include "sandbox/runner_config.hpp"
 #include "sandbox/v1/sandbox_exec.grpc.pb.h"
 
@@ -38,7 +39,10 @@ class RunnerCore {
 
   [[nodiscard]] const RemoteRunnerConfig& config() const noexcept { return config_; }
   [[nodiscard]] const Connection& connection() const noexcept { return connection_; }
-  [[nodiscard]] v1::SandboxExecService::Stub& stub() noexcept { return *stub_; }
+  /// Starts an Exec RPC on the agent's generation of the service (`config().protocol`):
+  /// binds `reactor` to it; nothing runs before the reactor's StartCall.
+  void start_exec(grpc::ClientContext* context, const v1::ExecRequest* request,
+                  grpc::ClientReadReactor<v1::ExecResponse>* reactor);
 
   /// Registers a call about to start; false when the runner is closed.
   bool add(RunnerMembership* member, const std::shared_ptr<CallBase>& call);
@@ -94,6 +98,8 @@ class RunnerCore {
   RemoteRunnerConfig config_;
   Connection connection_;
   std::unique_ptr<v1::SandboxExecService::Stub> stub_;
+  /// The older generation's Exec (AgentProtocol::legacy); null otherwise.
+  std::unique_ptr<workflow::plugin::external::sandbox::SandboxExecService::Stub> legacy_stub_;
   mutable std::mutex mutex_;
   std::condition_variable idle_;
   // Weak: the registry never extends a call's life. Guarded by mutex_.
