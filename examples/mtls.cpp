@@ -119,11 +119,11 @@ asio::awaitable<bool> run_hello(sandbox::RemoteRunner& runner) {
   auto [ec, result] =
       co_await runner.exec(hello(), asio::experimental::as_tuple(asio::use_awaitable));
   if (ec) {
-    std::cout << "mTLS + token:    " << sandbox::error_name(ec) << ": " << result.error_message
+    std::cout << "over mTLS:       " << sandbox::error_name(ec) << ": " << result.error_message
               << "\n";
     co_return false;
   }
-  std::cout << "mTLS + token:    exit code " << result.exit_code()
+  std::cout << "over mTLS:       exit code " << result.exit_code()
             << ", stdout: " << result.stdout_data;
   co_return result.exit_code() == 0 && result.stdout_data == "hello over mTLS\n";
 }
