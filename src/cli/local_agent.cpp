@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <csignal>
@@ -206,9 +207,15 @@ std::unique_ptr<LocalAgent> LocalAgent::start(const Options& options) {
       &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
 
   const std::string listen = "unix:" + socket;
-  std::vector<std::string> args = {options.binary, "--listen",
-                                   listen,         "--allow-unauthenticated",
-                                   "--workspace",  options.workspace};
+  std::vector<std::string> args = {options.binary, "--listen", listen, "--workspace",
+                                   options.workspace};
+  // The agent needs --allow-unauthenticated only when it has no way to authenticate; with
+  // one it is harmless but reads as if the agent admitted everyone.
+  const bool authenticated = std::any_of(
+      options.extra_flags.begin(), options.extra_flags.end(),
+      [](const std::string& flag) { return flag == "--token-file" || flag == "--client-ca"; });
+  if (!authenticated) args.emplace_back("--allow-unauthenticated");
+  args.insert(args.end(), options.extra_flags.begin(), options.extra_flags.end());
   std::vector<char*> argv;
   for (auto& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace sandbox::cli {
 
@@ -19,11 +20,13 @@ std::optional<std::string> find_agent_binary();
 /// A running private agent.
 ///
 /// Started with `--listen unix:<dir>/agent.sock --allow-unauthenticated --workspace <dir>`
-/// in a fresh 0700 directory under `$TMPDIR` (else `/tmp`), in its own process group (so a
-/// terminal's Ctrl-C reaches only this program, which then stops the agent in order). Its
-/// stdout and stderr go to a pipe this object drains, keeping the last few KiB for error
-/// messages. The destructor stops it: SIGTERM, a bounded wait, then SIGKILL; then it removes
-/// the directory. Not copyable or movable: one object, one process.
+/// plus `Options::extra_flags` (without `--allow-unauthenticated` when those name a
+/// `--token-file` or `--client-ca`), in a fresh 0700 directory under `$TMPDIR` (else
+/// `/tmp`), in its own process group (so a terminal's Ctrl-C reaches only this program,
+/// which then stops the agent in order). Its stdout and stderr go to a pipe this object
+/// drains, keeping the last few KiB for error messages. The destructor stops it: SIGTERM, a bounded
+/// wait, then SIGKILL; then it removes the directory. Not copyable or movable: one object, one
+/// process.
 class LocalAgent {
  public:
   struct Options {
@@ -35,6 +38,10 @@ class LocalAgent {
     std::chrono::milliseconds startup_timeout{10'000};
     /// Bound on the wait for the agent to exit after SIGTERM, before SIGKILL.
     std::chrono::milliseconds stop_timeout{5'000};
+    /// More flags for the agent, after the ones above (e.g. `--tls-cert FILE --tls-key FILE
+    /// --client-ca FILE --token-file FILE`). A `--token-file` or `--client-ca` among them
+    /// drops `--allow-unauthenticated`, which an agent that authenticates does not need.
+    std::vector<std::string> extra_flags{};
   };
 
   /// Starts the agent and waits (bounded) until it printed `listening on ADDR`.
