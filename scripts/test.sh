@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every check of sandbox-exec-cpp on a fresh Debian 12 machine: install what is missing,
-# lint the contract, build presets `default` and `asan`, run both CTest suites and the short
-# soak, install the default build and build + run the out-of-tree consumer in test/package
-# against it, then the ThreadSanitizer job (scripts/tsan.sh) and the fuzzers
-# (scripts/fuzz.sh).
+# lint the contract, build presets `default` and `asan`, build the API reference (doxygen,
+# warnings are errors), run both CTest suites and the short soak, install the default build
+# and build + run the out-of-tree consumer in test/package against it, then the
+# ThreadSanitizer job (scripts/tsan.sh) and the fuzzers (scripts/fuzz.sh).
 # Quiet: each step logs to build/logs/<step>.log, shown (tail) when the step fails.
 set -euo pipefail
 
@@ -107,6 +107,8 @@ for preset in default asan; do
   step "build-$preset" cmake --build --preset "$preset" -j "$jobs" || exit 1
 done
 status=0
+# The API reference: any doxygen warning (a public symbol without a doc comment) fails it.
+step docs cmake --build --preset default --target docs || status=1
 ctest_step default || status=1
 ctest_step asan || status=1
 step soak ctest --preset soak --verbose || status=1
