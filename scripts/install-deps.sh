@@ -8,7 +8,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 packages=(cmake g++ make pkg-config libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev
   libssl-dev protobuf-compiler libasio-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
-  bubblewrap nodejs npm openssl ca-certificates clang libclang-rt-14-dev)
+  bubblewrap nodejs npm openssl ca-certificates clang libclang-rt-14-dev doxygen)
 
 # Node may come from elsewhere (NodeSource's nodejs bundles npm and conflicts with Debian's
 # npm package): for these two the command on PATH is what counts.

@@ -45,7 +45,13 @@ class ExecStream {
   /// Completion signature of `next()`.
   using next_signature = void(std::error_code, std::optional<OutputChunk>);
 
+  /// Takes over the other stream's RPC and executor. The moved-from stream is empty: it
+  /// reports `finished()` and default values, `cancel()` does nothing, and `next()` on it
+  /// is a precondition violation (asserted in debug builds); assign to it to reuse it.
   ExecStream(ExecStream&&) noexcept;
+  /// Cancels this stream's command if it has not finished (as the destructor does), then
+  /// takes over the other stream's RPC and executor, leaving it empty (see the move
+  /// constructor). Never blocks.
   ExecStream& operator=(ExecStream&&) noexcept;
   ExecStream(const ExecStream&) = delete;
   ExecStream& operator=(const ExecStream&) = delete;
@@ -53,6 +59,8 @@ class ExecStream {
   ~ExecStream();
 
   /// Waits for the next chunk.
+  ///
+  /// @param token  completion token; defaults to `asio::use_awaitable`.
   ///
   /// @par Completion signature
   ///   `void(std::error_code, std::optional<OutputChunk>)`: a chunk; or `std::nullopt` once

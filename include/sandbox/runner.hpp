@@ -50,6 +50,13 @@ class RemoteRunner {
   /// Validates `config` and creates the channel (connecting lazily, on the first call).
   /// With `allow_insecure` and a token, warns once through `config.log`.
   ///
+  /// @param executor  where handlers without an associated executor run; the runner keeps a
+  ///                  copy. Its execution context must outlive the runner: completions are
+  ///                  posted to it up to the destructor.
+  /// @param config    kept by the runner (see `config()`); its `log` sink and
+  ///                  `token_provider` may be called from any thread while the runner lives
+  ///                  (see `LogSink`, `TokenProvider`).
+  ///
   /// @throws std::system_error `errc::invalid_config` for an empty address, unreadable
   ///   TLS files, PEM text with a `reload_interval`, both `token` and `token_provider`, a
   ///   token that is not printable ASCII, a zero `stream_read_ahead` or a negative
@@ -111,6 +118,8 @@ class RemoteRunner {
   }
 
   /// Starts `cmd` and returns its output as a stream of chunks; see `ExecStream`.
+  ///
+  /// @param cmd  argv (non-empty) plus optional per-call overrides; moved into the stream.
   ///
   /// Never fails here: a validation error, a closed runner or an RPC failure is reported by
   /// the stream's first or later `next()`. The RPC starts at once.

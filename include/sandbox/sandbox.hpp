@@ -9,3 +9,4 @@
 #include "sandbox/log.hpp"            // IWYU pragma: export
 #include "sandbox/runner.hpp"         // IWYU pragma: export
 #include "sandbox/runner_config.hpp"  // IWYU pragma: export
+#include "sandbox/version.hpp"        // IWYU pragma: export

@@ -12,6 +12,7 @@
 #include "agent/agent_server.hpp"
 #include "agent/command_line.hpp"
 #include "agent/log.hpp"
+#include "sandbox/version.hpp"
 
 namespace {
 
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
       std::fputs(sandbox::agent::usage().c_str(), stdout);
       return 0;
     case CommandLine::Action::version:
-      std::printf("sandbox-agent %s\n", SANDBOX_AGENT_VERSION);
+      std::printf("sandbox-agent %s\n", SANDBOX_VERSION_STRING);
       return 0;
     case CommandLine::Action::run:
       break;

@@ -221,7 +221,8 @@ int main(int argc, char** argv) {
     case cli::Action::help:
       return cli::write_all(STDOUT_FILENO, cli::usage_text()) ? exit_error : 0;
     case cli::Action::version:
-      return cli::write_all(STDOUT_FILENO, "sandbox-run " SANDBOX_VERSION "\n") ? exit_error : 0;
+      return cli::write_all(STDOUT_FILENO, "sandbox-run " SANDBOX_VERSION_STRING "\n") ? exit_error
+                                                                                       : 0;
     case cli::Action::error:
       print_error(make_error_code(errc::invalid_argument), parsed.error);
       return exit_error;

@@ -1,5 +1,6 @@
 // app ADDRESS: one exec against the agent at ADDRESS through the installed SDK; exit 0 when
-// the command's output and exit code came back intact.
+// the command's output and exit code came back intact. Prints the version of the headers it
+// was built with first (sandbox/version.hpp, generated at the SDK's configure).
 
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
@@ -19,6 +20,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: app ADDRESS\n";
     return 2;
   }
+  std::cout << "sandbox-exec " SANDBOX_VERSION_STRING "\n";
   asio::io_context io;
   sandbox::RemoteRunnerConfig config;
   config.address = argv[1];
