@@ -1,4 +1,4 @@
-# sandbox-run: flag parsing (unit) and the real binaries end to end (integration).
+# sandbox-run: flags and the --json format (unit), the real binaries end to end (integration).
 # Included from test/CMakeLists.txt.
 
 if(NOT TARGET sandbox-run)
@@ -7,6 +7,8 @@ endif()
 
 sandbox_add_test(cli_options_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/cli_options_test.cpp
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/cli_base64_test.cpp
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/cli_json_lines_test.cpp
   LIBS sandbox_cli_core
   LABELS cli unit)
 
