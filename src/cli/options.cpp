@@ -12,12 +12,16 @@ namespace {
 
 using namespace std::literals;
 
-/// `"abc"` for an error message; control characters would break the one-line rule.
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
+/// `text` for an error message: control characters would break the one-line rule (or
+/// reach a terminal as escape sequences).
+std::string printable(std::string_view text) {
+  std::string out;
   for (char c : text) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
-  return out + '"';
+  return out;
 }
+
+/// `"abc"` for an error message.
+std::string quoted(std::string_view text) { return '"' + printable(text) + '"'; }
 
 /// How a flag is read.
 enum class FlagKind {
@@ -136,17 +140,20 @@ struct Parser {
     return fail(std::string(flag) + ": unknown flag (see --help)");
   }
 
-  /// Rules between flags, checked once all were read.
+  /// Rules between flags, checked once all were read. Each error names a flag the user
+  /// gave.
   bool check_combination() {
     const Options& o = result.options;
     if (o.address.empty()) {
       // A private agent is unauthenticated and local: a token or TLS would mean the user
       // thinks they are talking to some other agent.
-      if (!o.token_file.empty()) return fail("--token-file: requires --address");
-      if (o.uses_tls()) return fail("--ca/--cert/--key/--server-name: require --address");
+      for (auto flag : {"--token-file", "--ca", "--cert", "--key", "--server-name"}) {
+        if (seen.contains(flag)) return fail(std::string(flag) + ": requires --address");
+      }
     }
     if (o.cert_file.empty() != o.key_file.empty()) {
-      return fail("--cert/--key: mTLS needs both a certificate and its key");
+      return fail(o.cert_file.empty() ? "--key: needs --cert, the certificate it belongs to"
+                                      : "--cert: needs --key, its private key, for mTLS");
     }
     return true;
   }
@@ -172,6 +179,10 @@ ParsedArgs parse_args(std::span<const std::string_view> args) {
   for (; i < args.size(); ++i) {
     std::string_view arg = args[i];
     if (arg == "--") break;
+    if (arg.size() > 1 && arg.starts_with('-') && !arg.starts_with("--")) {
+      p.fail(printable(arg) + ": unknown flag (see --help)");
+      return p.result;
+    }
     if (!arg.starts_with("--")) {
       p.fail("unexpected argument " + quoted(arg) + ": put the command after '--'");
       return p.result;
@@ -185,7 +196,7 @@ ParsedArgs parse_args(std::span<const std::string_view> args) {
     }
     auto kind = kind_of(flag);
     if (!kind) {
-      p.fail(std::string(flag) + ": unknown flag (see --help)");
+      p.fail(printable(flag) + ": unknown flag (see --help)");
       return p.result;
     }
     if (*kind != FlagKind::value) {

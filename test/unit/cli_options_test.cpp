@@ -141,17 +141,28 @@ INSTANTIATE_TEST_SUITE_P(
         BadArgs{"TokenWithoutAddress",
                 {"--token-file", "/t", "--", "true"},
                 "--token-file: requires --address"},
-        BadArgs{"TlsWithoutAddress",
-                {"--ca", "/ca", "--", "true"},
-                "--ca/--cert/--key/--server-name: require"},
+        BadArgs{"CaWithoutAddress", {"--ca", "/ca", "--", "true"}, "--ca: requires --address"},
+        BadArgs{"ServerNameWithoutAddress",
+                {"--server-name", "agent.test", "--", "true"},
+                "--server-name: requires --address"},
         BadArgs{"CertWithoutKey",
                 {"--address", "a:1", "--cert", "/c", "--", "true"},
-                "--cert/--key: mTLS"},
+                "--cert: needs --key"},
+        BadArgs{"KeyWithoutCert",
+                {"--address", "a:1", "--key", "/k", "--", "true"},
+                "--key: needs --cert"},
+        BadArgs{"SingleDashFlag", {"-x", "--", "true"}, "-x: unknown flag"},
         BadArgs{"ValueForJson", {"--json=1", "--", "true"}, "--json: takes no value"},
         BadArgs{"ValueForHelp", {"--help=1", "--", "true"}, "--help: takes no value"},
         BadArgs{"RepeatedJson", {"--json", "--json", "--", "true"}, "--json: given more than once"},
         BadArgs{"EmptyImage", {"--image", "", "--", "true"}, "--image: must not be empty"}),
     [](const auto& info) { return std::string(info.param.name); });
+
+TEST(CliOptionsTest, UnknownFlagIsNamedWithoutItsControlCharacters) {
+  auto parsed = parse({"--x\x1b[31m", "--", "true"});
+  ASSERT_EQ(parsed.action, Action::error);
+  EXPECT_THAT(parsed.error, StartsWith("--x?[31m: unknown flag"));
+}
 
 TEST(CliOptionsTest, JsonIsASwitch) {
   auto parsed = parse({"--json", "--", "true"});
