@@ -2,6 +2,7 @@
 // with --json, as JSON lines).
 // The flags and exit statuses are a contract: see `usage_text()` in options.cpp.
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <asio/co_spawn.hpp>
@@ -9,8 +10,10 @@
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/use_awaitable.hpp>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -70,11 +73,26 @@ std::string load_token(const cli::Options& options) {
   return token;
 }
 
+/// Checked here, though the runner checks it too, so that the error names the flag
+/// rather than the SDK's `tls.*` field.
+void check_readable(std::string_view flag, const std::string& path) {
+  if (path.empty()) return;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw_error(errc::invalid_config,
+                std::string(flag) + ": cannot read '" + path + "': " + std::strerror(errno));
+  }
+  ::close(fd);
+}
+
 RemoteRunnerConfig make_config(const cli::Options& options, std::string address) {
   RemoteRunnerConfig config;
   config.address = std::move(address);
   config.token = load_token(options);
   if (options.uses_tls()) {
+    check_readable("--ca", options.ca_file);
+    check_readable("--cert", options.cert_file);
+    check_readable("--key", options.key_file);
     TlsConfig& tls = config.tls.emplace();
     tls.ca_file = options.ca_file;
     tls.cert_file = options.cert_file;

@@ -657,6 +657,20 @@ TEST_F(CliRunTest, JsonCommandLineErrorIsAnErrorLineToo) {
   EXPECT_THAT(r.err, StartsWith("sandbox-run: error: invalid_argument: --timeout: "));
 }
 
+TEST_F(CliRunTest, UnreadableTlsFileIsNamedByItsFlag) {
+  const auto missing = (root_ / "missing.pem").string();
+  const auto present = (root_ / "present.pem").string();
+  std::ofstream(present) << "not used\n";
+  for (const auto& [flag, args] : std::map<std::string, std::vector<std::string>>{
+           {"--ca", {"--ca", missing}},
+           {"--cert", {"--cert", missing, "--key", present}},
+           {"--key", {"--cert", present, "--key", missing}}}) {
+    auto r = run(concat(concat({"--address", "127.0.0.1:1"}, args), {"--", "true"}));
+    EXPECT_EQ(r.ended.code, 125) << flag;
+    EXPECT_THAT(r.err, StartsWith("sandbox-run: error: invalid_config: " + flag + ": cannot read"));
+  }
+}
+
 struct BadFlag {
   std::string name;
   std::vector<std::string> args;
