@@ -1,4 +1,4 @@
-# sandbox-run: flag parsing (unit) and the real binaries end to end (integration).
+# sandbox-run: flags and the --json format (unit), the real binaries end to end (integration).
 # Included from test/CMakeLists.txt.
 
 if(NOT TARGET sandbox-run)
@@ -7,13 +7,16 @@ endif()
 
 sandbox_add_test(cli_options_test
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/cli_options_test.cpp
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/cli_base64_test.cpp
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/cli_json_lines_test.cpp
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/cli_run_output_test.cpp
   LIBS sandbox_cli_core
   LABELS cli unit)
 
 if(TARGET sandbox-agent)
   sandbox_add_test(cli_run_test
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/cli_run_test.cpp
-    LIBS sandbox_local_agent sandbox_test_support
+    LIBS sandbox_local_agent sandbox_cli_core sandbox_test_support
     LABELS cli integration)
   target_compile_definitions(cli_run_test PRIVATE
     SANDBOX_RUN_BINARY="$<TARGET_FILE:sandbox-run>"

@@ -1,6 +1,8 @@
-// sandbox-run: runs one command on a sandbox agent, streaming its output byte for byte.
+// sandbox-run: runs one command on a sandbox agent, streaming its output byte for byte (or,
+// with --json, as JSON lines).
 // The flags and exit statuses are a contract: see `usage_text()` in options.cpp.
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <asio/co_spawn.hpp>
@@ -8,8 +10,10 @@
 #include <asio/io_context.hpp>
 #include <asio/signal_set.hpp>
 #include <asio/use_awaitable.hpp>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <fstream>
@@ -22,6 +26,7 @@
 #include "cli/fd_io.hpp"
 #include "cli/local_agent.hpp"
 #include "cli/options.hpp"
+#include "cli/run_output.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace {
@@ -32,20 +37,6 @@ using namespace sandbox;
 constexpr int exit_error = 125;
 /// 128 + SIGPIPE, as if the write had killed us: what `cmd | head` expects.
 constexpr int exit_broken_pipe = 128 + SIGPIPE;
-
-/// The one error line: `sandbox-run: error: <code name>: <message>`.
-void print_error(std::error_code ec, std::string_view message) {
-  std::string line = "sandbox-run: error: ";
-  line += error_name(ec);
-  line += ": ";
-  // One line, whatever the agent's message contains.
-  for (char c : message.empty() ? std::string_view(ec.message()) : message) {
-    line += (c == '\n' || c == '\r') ? ' ' : c;
-  }
-  while (line.ends_with(' ')) line.pop_back();
-  line += '\n';
-  cli::write_all(STDERR_FILENO, line);
-}
 
 /// `std::system_error::what()` appends ": <code message>" to the message it was given;
 /// the error line names the code already.
@@ -82,11 +73,26 @@ std::string load_token(const cli::Options& options) {
   return token;
 }
 
+/// Checked here, though the runner checks it too, so that the error names the flag
+/// rather than the SDK's `tls.*` field.
+void check_readable(std::string_view flag, const std::string& path) {
+  if (path.empty()) return;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw_error(errc::invalid_config,
+                std::string(flag) + ": cannot read '" + path + "': " + std::strerror(errno));
+  }
+  ::close(fd);
+}
+
 RemoteRunnerConfig make_config(const cli::Options& options, std::string address) {
   RemoteRunnerConfig config;
   config.address = std::move(address);
   config.token = load_token(options);
   if (options.uses_tls()) {
+    check_readable("--ca", options.ca_file);
+    check_readable("--cert", options.cert_file);
+    check_readable("--key", options.key_file);
     TlsConfig& tls = config.tls.emplace();
     tls.ca_file = options.ca_file;
     tls.cert_file = options.cert_file;
@@ -115,24 +121,33 @@ Command make_command(const cli::Options& options) {
   return command;
 }
 
-/// sandbox-run's status for how the command ended.
+/// The agent's exit code, if sandbox-run can pass it on as its own status.
+bool exit_code_fits(const ExitStatus& status) {
+  return status.timed_out || status.signal > 0 ||
+         (status.exit_code >= 0 && status.exit_code <= 255);
+}
+
+/// sandbox-run's status for how the command ended (`exit_code_fits(status)`).
 int exit_status_of(const ExitStatus& status) {
   if (status.timed_out) return 124;
   if (status.signal > 0) return 128 + status.signal;
-  if (status.exit_code < 0 || status.exit_code > 255) {
-    print_error(
-        make_error_code(errc::protocol_error),
-        "the agent reported exit code " + std::to_string(status.exit_code) + ", outside 0-255");
-    return exit_error;
-  }
   return status.exit_code;
 }
 
-/// Streams `command`'s output to fds 1 and 2 as it arrives and yields sandbox-run's exit
+/// The status for a failed write to stdout or stderr, reported as an error unless the
+/// reader went away.
+int write_failed(cli::RunOutput& output, const cli::WriteFailure& failure) {
+  if (failure.error == std::errc::broken_pipe) return exit_broken_pipe;
+  output.error(failure.error,
+               "writing " + std::string(failure.output) + ": " + failure.error.message());
+  return exit_error;
+}
+
+/// Streams `command`'s output to `output` as it arrives and yields sandbox-run's exit
 /// status. SIGINT/SIGTERM/SIGHUP cancel the call (the agent kills the command) and yield
 /// 128 + the signal.
 asio::awaitable<int> stream_command(RemoteRunner& runner, Command command,
-                                    asio::signal_set& signals) {
+                                    asio::signal_set& signals, cli::RunOutput& output) {
   // Shared with the signal handler, which may still be queued when this frame is gone.
   auto stream = std::make_shared<ExecStream>(runner.stream(std::move(command)));
   auto interrupted = std::make_shared<int>(0);
@@ -150,24 +165,27 @@ asio::awaitable<int> stream_command(RemoteRunner& runner, Command command,
     auto [ec, chunk] = co_await stream->next(asio::experimental::as_tuple(asio::use_awaitable));
     if (*interrupted != 0) co_return 128 + *interrupted;
     if (ec) {
-      print_error(ec, stream->error_message());
+      output.error(ec, stream->error_message());
       co_return exit_error;
     }
     if (!chunk) break;
-    const int fd = chunk->stream == OutputStream::out ? STDOUT_FILENO : STDERR_FILENO;
-    if (auto write_ec = cli::write_all(fd, chunk->data)) {
+    if (auto failure = output.chunk(*chunk, stream->info())) {
       stream->cancel();
-      if (write_ec == std::errc::broken_pipe) co_return exit_broken_pipe;
-      print_error(write_ec,
-                  std::string(fd == STDOUT_FILENO ? "writing stdout: " : "writing stderr: ") +
-                      write_ec.message());
-      co_return exit_error;
+      co_return write_failed(output, *failure);
     }
   }
-  co_return exit_status_of(stream->exit_status());
+  const ExitStatus status = stream->exit_status();
+  if (!exit_code_fits(status)) {
+    output.error(
+        make_error_code(errc::protocol_error),
+        "the agent reported exit code " + std::to_string(status.exit_code) + ", outside 0-255");
+    co_return exit_error;
+  }
+  if (auto failure = output.exit(status, stream->info())) co_return write_failed(output, *failure);
+  co_return exit_status_of(status);
 }
 
-int run(const cli::Options& options) {
+int run(const cli::Options& options, cli::RunOutput& output) {
   // A closed reader of our stdout must surface as EPIPE from write(), not kill us before the
   // private agent is stopped.
   std::signal(SIGPIPE, SIG_IGN);
@@ -194,7 +212,7 @@ int run(const cli::Options& options) {
   int status = exit_error;
   {
     RemoteRunner runner(io.get_executor(), make_config(options, address));
-    asio::co_spawn(io, stream_command(runner, std::move(command), signals),
+    asio::co_spawn(io, stream_command(runner, std::move(command), signals, output),
                    [&](std::exception_ptr error, int result) {
                      status = result;
                      if (!error) return;
@@ -202,9 +220,9 @@ int run(const cli::Options& options) {
                      try {
                        std::rethrow_exception(error);
                      } catch (const std::system_error& e) {
-                       print_error(e.code(), message_of(e));
+                       output.error(e.code(), message_of(e));
                      } catch (const std::exception& e) {
-                       print_error(make_error_code(errc::internal), e.what());
+                       output.error(make_error_code(errc::internal), e.what());
                      }
                    });
     io.run();
@@ -217,6 +235,8 @@ int run(const cli::Options& options) {
 int main(int argc, char** argv) {
   std::vector<std::string_view> args(argv + 1, argv + argc);
   auto parsed = cli::parse_args(args);
+  cli::RunOutput output(parsed.options.json ? cli::RunOutput::Format::json
+                                            : cli::RunOutput::Format::raw);
   switch (parsed.action) {
     case cli::Action::help:
       return cli::write_all(STDOUT_FILENO, cli::usage_text()) ? exit_error : 0;
@@ -224,17 +244,17 @@ int main(int argc, char** argv) {
       return cli::write_all(STDOUT_FILENO, "sandbox-run " SANDBOX_VERSION_STRING "\n") ? exit_error
                                                                                        : 0;
     case cli::Action::error:
-      print_error(make_error_code(errc::invalid_argument), parsed.error);
+      output.error(make_error_code(errc::invalid_argument), parsed.error);
       return exit_error;
     case cli::Action::run:
       break;
   }
   try {
-    return run(parsed.options);
+    return run(parsed.options, output);
   } catch (const std::system_error& e) {
-    print_error(e.code(), message_of(e));
+    output.error(e.code(), message_of(e));
   } catch (const std::exception& e) {
-    print_error(make_error_code(errc::internal), e.what());
+    output.error(make_error_code(errc::internal), e.what());
   }
   return exit_error;
 }

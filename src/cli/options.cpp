@@ -1,8 +1,9 @@
 #include "cli/options.hpp"
 
-#include <algorithm>
+#include <array>
 #include <charconv>
 #include <limits>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -11,11 +12,55 @@ namespace {
 
 using namespace std::literals;
 
-/// `"abc"` for an error message; control characters would break the one-line rule.
-std::string quoted(std::string_view text) {
-  std::string out = "\"";
+/// `text` for an error message: control characters would break the one-line rule (or
+/// reach a terminal as escape sequences).
+std::string printable(std::string_view text) {
+  std::string out;
   for (char c : text) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
-  return out + '"';
+  return out;
+}
+
+/// `"abc"` for an error message.
+std::string quoted(std::string_view text) { return '"' + printable(text) + '"'; }
+
+/// How a flag is read.
+enum class FlagKind {
+  help,     ///< answers at once: `Action::help`
+  version,  ///< answers at once: `Action::version`
+  boolean,  ///< takes no value
+  value,    ///< `--flag VALUE` or `--flag=VALUE`
+};
+
+struct Flag {
+  std::string_view name;
+  FlagKind kind;
+};
+
+/// The one list of flags: `parse_args` accepts exactly these, `accepted_flags()` lists them.
+constexpr Flag flags[] = {
+    {"--help", FlagKind::help},         {"-h", FlagKind::help},
+    {"--version", FlagKind::version},   {"--address", FlagKind::value},
+    {"--token-file", FlagKind::value},  {"--ca", FlagKind::value},
+    {"--cert", FlagKind::value},        {"--key", FlagKind::value},
+    {"--server-name", FlagKind::value}, {"--allow-insecure", FlagKind::boolean},
+    {"--profile", FlagKind::value},     {"--image", FlagKind::value},
+    {"--workdir", FlagKind::value},     {"--sandbox-id", FlagKind::value},
+    {"--env", FlagKind::value},         {"--stdin", FlagKind::boolean},
+    {"--timeout", FlagKind::value},     {"--max-output", FlagKind::value},
+    {"--json", FlagKind::boolean},      {"--protocol", FlagKind::value},
+};
+
+constexpr auto flag_names = [] {
+  std::array<std::string_view, std::size(flags)> names{};
+  for (std::size_t i = 0; i < names.size(); ++i) names[i] = flags[i].name;
+  return names;
+}();
+
+std::optional<FlagKind> kind_of(std::string_view name) {
+  for (const Flag& flag : flags) {
+    if (flag.name == name) return flag.kind;
+  }
+  return std::nullopt;
 }
 
 struct Parser {
@@ -28,13 +73,26 @@ struct Parser {
     return false;
   }
 
+  bool once(std::string_view flag) {
+    if (seen.insert(flag).second) return true;
+    return fail(std::string(flag) + ": given more than once");
+  }
+
+  /// Applies one flag that takes no value.
+  bool apply_boolean(std::string_view flag) {
+    Options& o = result.options;
+    if (!once(flag)) return false;
+    if (flag == "--allow-insecure") return o.allow_insecure = true;
+    if (flag == "--stdin") return o.forward_stdin = true;
+    if (flag == "--json") return o.json = true;
+    return fail(std::string(flag) + ": unknown flag (see --help)");
+  }
+
   /// Applies one flag that takes a value. False (with `result.error` set) when it breaks a
   /// rule.
   bool apply(std::string_view flag, std::string_view value) {
     Options& o = result.options;
-    if (flag != "--env" && !seen.insert(flag).second) {
-      return fail(std::string(flag) + ": given more than once");
-    }
+    if (flag != "--env" && !once(flag)) return false;
     auto non_empty = [&](std::string& field) {
       if (value.empty()) return fail(std::string(flag) + ": must not be empty");
       field = value;
@@ -92,59 +150,55 @@ struct Parser {
     return fail(std::string(flag) + ": unknown flag (see --help)");
   }
 
-  /// Rules between flags, checked once all were read.
+  /// Rules between flags, checked once all were read. Each error names a flag the user
+  /// gave.
   bool check_combination() {
     const Options& o = result.options;
     if (o.address.empty()) {
       // A private agent is unauthenticated and local: a token or TLS would mean the user
       // thinks they are talking to some other agent.
-      if (!o.token_file.empty()) return fail("--token-file: requires --address");
-      if (o.uses_tls()) return fail("--ca/--cert/--key/--server-name: require --address");
+      for (auto flag : {"--token-file", "--ca", "--cert", "--key", "--server-name"}) {
+        if (seen.contains(flag)) return fail(std::string(flag) + ": requires --address");
+      }
       if (o.protocol == AgentProtocol::legacy) {
         return fail("--protocol: legacy requires --address (the private agent speaks v1)");
       }
     }
     if (o.cert_file.empty() != o.key_file.empty()) {
-      return fail("--cert/--key: mTLS needs both a certificate and its key");
+      return fail(o.cert_file.empty() ? "--key: needs --cert, the certificate it belongs to"
+                                      : "--cert: needs --key, its private key, for mTLS");
     }
     return true;
   }
 };
 
-constexpr std::string_view value_flags[] = {
-    "--address",     "--token-file", "--ca",         "--cert",    "--key",
-    "--server-name", "--profile",    "--image",      "--workdir", "--sandbox-id",
-    "--env",         "--timeout",    "--max-output", "--protocol"};
-
-bool takes_value(std::string_view flag) {
-  return std::find(std::begin(value_flags), std::end(value_flags), flag) != std::end(value_flags);
-}
-
 }  // namespace
 
 ParsedArgs parse_args(std::span<const std::string_view> args) {
   Parser p;
+  // Noted before anything can fail, so that every error can be a JSON line under --json.
+  for (auto arg : args) {
+    if (arg == "--") break;
+    if (arg == "--json") p.result.options.json = true;
+  }
   // --help / --version answer at once, even next to flags that would fail.
   for (auto arg : args) {
     if (arg == "--") break;
-    if (arg == "--help" || arg == "-h") return {Action::help, {}, {}};
-    if (arg == "--version") return {Action::version, {}, {}};
+    auto kind = kind_of(arg);
+    if (kind == FlagKind::help) return {Action::help, {}, {}};
+    if (kind == FlagKind::version) return {Action::version, {}, {}};
   }
   std::size_t i = 0;
   for (; i < args.size(); ++i) {
     std::string_view arg = args[i];
     if (arg == "--") break;
+    if (arg.size() > 1 && arg.starts_with('-') && !arg.starts_with("--")) {
+      p.fail(printable(arg) + ": unknown flag (see --help)");
+      return p.result;
+    }
     if (!arg.starts_with("--")) {
       p.fail("unexpected argument " + quoted(arg) + ": put the command after '--'");
       return p.result;
-    }
-    if (arg == "--allow-insecure" || arg == "--stdin") {
-      if (!p.seen.insert(arg).second) {
-        p.fail(std::string(arg) + ": given more than once");
-        return p.result;
-      }
-      (arg == "--stdin" ? p.result.options.forward_stdin : p.result.options.allow_insecure) = true;
-      continue;
     }
     // Both `--flag value` and `--flag=value`.
     std::string_view flag = arg;
@@ -153,13 +207,19 @@ ParsedArgs parse_args(std::span<const std::string_view> args) {
       flag = arg.substr(0, eq);
       value = arg.substr(eq + 1);
     }
-    if (!takes_value(flag)) {
-      if (flag == "--allow-insecure" || flag == "--stdin") {
-        p.fail(std::string(flag) + ": takes no value");
-      } else {
-        p.fail(std::string(flag) + ": unknown flag (see --help)");
-      }
+    auto kind = kind_of(flag);
+    if (!kind) {
+      p.fail(printable(flag) + ": unknown flag (see --help)");
       return p.result;
+    }
+    if (*kind != FlagKind::value) {
+      // `--help=x` included: only the bare spellings answer at once.
+      if (value) {
+        p.fail(std::string(flag) + ": takes no value");
+        return p.result;
+      }
+      if (!p.apply_boolean(flag)) return p.result;
+      continue;
     }
     if (!value) {
       if (i + 1 >= args.size() || args[i + 1] == "--") {
@@ -187,6 +247,8 @@ ParsedArgs parse_args(std::span<const std::string_view> args) {
   p.result.action = Action::run;
   return p.result;
 }
+
+std::span<const std::string_view> accepted_flags() noexcept { return flag_names; }
 
 std::string_view usage_text() noexcept {
   return R"(Usage: sandbox-run [OPTIONS] -- COMMAND [ARG...]
@@ -219,13 +281,34 @@ Command:
   --timeout DURATION   command timeout: 500ms, 30s, 5m, 1h; a bare number is seconds
   --max-output BYTES   per-stream output cap: 65536, 64K, 16M, 1G; output past it is dropped
 
+Output:
+  --json               write JSON lines on stdout (below) instead of the command's raw
+                       stdout and stderr; stderr then carries only sandbox-run's error line
   --help               show this help
+  -h                   the same as --help
   --version            show the version
 
 Exit status: the command's exit code; 124 if it timed out; 128+N if it was killed by
 signal N (130/143 when sandbox-run itself is interrupted by SIGINT/SIGTERM); 125 for any
 error of sandbox-run, the transport or the agent, reported as one line
-"sandbox-run: error: <code>: <message>" on stderr.
+"sandbox-run: error: <code>: <message>" on stderr. --json does not change it.
+
+--json: one JSON object per line, "event" first; N is an integer, B true or false, S a
+string (bytes that are not UTF-8 become U+FFFD):
+  {"event":"started","exec_id":S,"sandbox_id":S,"effective_profile":S}
+      once, before the first stdout/stderr line, or before the exit line if there was
+      no output (sandbox_id, effective_profile: "" from an agent that sends no started)
+  {"event":"stdout","offset":N,"data":S}  and  {"event":"stderr","offset":N,"data":S}
+      one per chunk, in arrival order; data: the bytes in base64 (RFC 4648 standard
+      alphabet, "=" padded); offset: where they start in their stream
+  {"event":"exit","exit_code":N,"signal":N,"timed_out":B,"stdout_truncated":B,
+   "stderr_truncated":B,"stdout_total":N,"stderr_total":N,"duration_ms":N}
+      the last line when the command ended; totals count what the command wrote, also
+      past --max-output
+  {"event":"error","code":S,"message":S}
+      the last line on an error (exit 125): code and message as in the stderr line
+A run that failed may have no started line; one interrupted by a signal, or whose stdout
+went away, ends without an exit or error line.
 )";
 }
 

@@ -40,6 +40,8 @@ struct Options {
   std::map<std::string, std::string> env;
   /// `--stdin`: send this process's whole stdin to the command.
   bool forward_stdin = false;
+  /// `--json`: report as JSON lines on stdout (see `usage_text()`) instead of the raw bytes.
+  bool json = false;
   /// `--timeout`: the command timeout; zero means the agent's default.
   std::chrono::milliseconds timeout{0};
   /// `--max-output`: per-stream output cap.
@@ -72,7 +74,13 @@ struct ParsedArgs {
 
 /// Parses `sandbox-run`'s arguments (without the program name). `--help` and `--version`
 /// win over any other flag before `--`; nothing after `--` is ever read as a flag.
+/// `options.json` is set whenever `--json` appears before `--`, even for `Action::error`,
+/// so that a command-line error is reported as a JSON line too.
 ParsedArgs parse_args(std::span<const std::string_view> args);
+
+/// Every flag `parse_args` accepts before `--`, `-h` included. The parser reads its flags
+/// from this list, so a flag cannot be accepted without being listed (and documented).
+std::span<const std::string_view> accepted_flags() noexcept;
 
 /// The `--help` text.
 std::string_view usage_text() noexcept;

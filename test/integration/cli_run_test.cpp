@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/base64.hpp"
 #include "cli/local_agent.hpp"
 #include "support/agent_process.hpp"
 #include "support/test_certs.hpp"
@@ -273,6 +274,108 @@ std::string printf_format(const std::string& bytes) {
   return format;
 }
 
+/// One `--json` line's fields: strings unescaped, numbers and booleans as written. Enough
+/// JSON for sandbox-run's flat objects; `std::nullopt` for anything else.
+using JsonFields = std::map<std::string, std::string>;
+
+std::optional<std::string> parse_json_string(std::string_view& text) {
+  if (!text.starts_with('"')) return std::nullopt;
+  text.remove_prefix(1);
+  std::string out;
+  while (!text.empty() && text.front() != '"') {
+    char c = text.front();
+    text.remove_prefix(1);
+    if (static_cast<unsigned char>(c) < 0x20) return std::nullopt;  // must be escaped
+    if (c != '\\') {
+      out += c;
+      continue;
+    }
+    if (text.empty()) return std::nullopt;
+    char e = text.front();
+    text.remove_prefix(1);
+    static const std::map<char, char> simple = {{'"', '"'},  {'\\', '\\'}, {'/', '/'},
+                                                {'b', '\b'}, {'f', '\f'},  {'n', '\n'},
+                                                {'r', '\r'}, {'t', '\t'}};
+    if (auto it = simple.find(e); it != simple.end()) {
+      out += it->second;
+    } else if (e == 'u' && text.size() >= 4) {
+      unsigned code = std::stoul(std::string(text.substr(0, 4)), nullptr, 16);
+      text.remove_prefix(4);
+      // The BMP as UTF-8: all sandbox-run writes (control characters, U+FFFD).
+      if (code < 0x80) {
+        out += static_cast<char>(code);
+      } else if (code < 0x800) {
+        out += static_cast<char>(0xc0 | code >> 6);
+        out += static_cast<char>(0x80 | (code & 0x3f));
+      } else {
+        out += static_cast<char>(0xe0 | code >> 12);
+        out += static_cast<char>(0x80 | (code >> 6 & 0x3f));
+        out += static_cast<char>(0x80 | (code & 0x3f));
+      }
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (text.empty()) return std::nullopt;
+  text.remove_prefix(1);
+  return out;
+}
+
+std::optional<JsonFields> parse_json_line(std::string_view line) {
+  JsonFields fields;
+  if (!line.starts_with('{')) return std::nullopt;
+  line.remove_prefix(1);
+  for (;;) {
+    auto key = parse_json_string(line);
+    if (!key || !line.starts_with(':')) return std::nullopt;
+    line.remove_prefix(1);
+    std::string value;
+    if (line.starts_with('"')) {
+      auto text = parse_json_string(line);
+      if (!text) return std::nullopt;
+      value = *text;
+    } else {
+      auto end = line.find_first_of(",}");
+      if (end == std::string_view::npos || end == 0) return std::nullopt;
+      value = line.substr(0, end);
+      line.remove_prefix(end);
+    }
+    if (!fields.emplace(*key, value).second) return std::nullopt;  // duplicate key
+    if (line == "}") return fields;
+    if (!line.starts_with(',')) return std::nullopt;
+    line.remove_prefix(1);
+  }
+}
+
+/// sandbox-run's stdout under `--json`, one parsed object per line. Fails the test on a
+/// line that is not one JSON object, or output that does not end with a newline.
+std::vector<JsonFields> json_lines_of(const std::string& out) {
+  std::vector<JsonFields> lines;
+  EXPECT_TRUE(out.empty() || out.back() == '\n') << "the last line is unterminated";
+  std::istringstream stream(out);
+  std::string line;
+  while (std::getline(stream, line)) {
+    auto fields = parse_json_line(line);
+    EXPECT_TRUE(fields.has_value()) << "not a flat JSON object: " << line;
+    if (fields) lines.push_back(std::move(*fields));
+  }
+  return lines;
+}
+
+/// The bytes of `stream`'s ("stdout" or "stderr") chunk lines, checking each continues at
+/// the offset the previous ones reached.
+std::string decoded_output(const std::vector<JsonFields>& lines, const std::string& stream) {
+  std::string bytes;
+  for (const auto& line : lines) {
+    if (line.at("event") != stream) continue;
+    EXPECT_EQ(line.at("offset"), std::to_string(bytes.size())) << stream << " offset";
+    auto data = sandbox::cli::base64_decode(line.at("data"));
+    EXPECT_TRUE(data.has_value()) << "not base64: " << line.at("data");
+    bytes += data.value_or("");
+  }
+  return bytes;
+}
+
 class CliRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -491,6 +594,94 @@ TEST_F(CliRunTest, EnvAndWorkdirReachTheCommand) {
                 "echo \"$GREETING\"; basename \"$PWD\""});
   EXPECT_EQ(r.ended.code, 0) << r.err;
   EXPECT_EQ(r.out, "hi there\nsub\n");
+}
+
+TEST_F(CliRunTest, JsonLinesCarryBinaryStdoutTextStderrAndExitInOrder) {
+  const std::string script =
+      "printf '" + printf_format(all_bytes()) + "'; echo 'some \"text\"' >&2; exit 3";
+  auto r = run({"--json", "--", "sh", "-c", script});
+  EXPECT_EQ(r.ended.code, 3) << r.err;
+  EXPECT_EQ(r.err, "") << "--json writes everything on stdout";
+  auto lines = json_lines_of(r.out);
+  ASSERT_GE(lines.size(), 4u) << r.out;
+  EXPECT_EQ(lines.front().at("event"), "started");
+  EXPECT_THAT(lines.front().at("exec_id"), Not(::testing::IsEmpty()));
+  EXPECT_TRUE(lines.front().contains("sandbox_id"));
+  EXPECT_TRUE(lines.front().contains("effective_profile"));
+  for (std::size_t i = 1; i + 1 < lines.size(); ++i) {
+    EXPECT_THAT(lines[i].at("event"), ::testing::AnyOf("stdout", "stderr")) << "line " << i;
+  }
+  EXPECT_TRUE(decoded_output(lines, "stdout") == all_bytes()) << "stdout differs";
+  EXPECT_EQ(decoded_output(lines, "stderr"), "some \"text\"\n");
+  const auto& exit = lines.back();
+  EXPECT_EQ(exit, (JsonFields{{"event", "exit"},
+                              {"exit_code", "3"},
+                              {"signal", "0"},
+                              {"timed_out", "false"},
+                              {"stdout_truncated", "false"},
+                              {"stderr_truncated", "false"},
+                              {"stdout_total", "256"},
+                              {"stderr_total", "12"},
+                              {"duration_ms", exit.at("duration_ms")}}));
+  expect_no_private_agent_left();
+}
+
+TEST_F(CliRunTest, JsonWithoutOutputIsStartedThenExit) {
+  auto r = run({"--json", "--", "true"});
+  EXPECT_EQ(r.ended.code, 0) << r.err;
+  auto lines = json_lines_of(r.out);
+  ASSERT_EQ(lines.size(), 2u) << r.out;
+  EXPECT_EQ(lines[0].at("event"), "started");
+  EXPECT_EQ(lines[1].at("event"), "exit");
+  EXPECT_EQ(lines[1].at("exit_code"), "0");
+}
+
+TEST_F(CliRunTest, JsonCommandThatCannotStartIsAnExitNotAnError) {
+  auto r = run({"--json", "--", "no-such-command-3f9a"});
+  EXPECT_EQ(r.ended.code, 127) << r.err;
+  auto lines = json_lines_of(r.out);
+  ASSERT_GE(lines.size(), 2u) << r.out;
+  EXPECT_EQ(lines.front().at("event"), "started");
+  EXPECT_THAT(decoded_output(lines, "stderr"), HasSubstr("no-such-command-3f9a"));
+  EXPECT_EQ(lines.back().at("event"), "exit");
+  EXPECT_EQ(lines.back().at("exit_code"), "127");
+}
+
+TEST_F(CliRunTest, JsonUnreachableAgentIsAnErrorLineBesideTheStderrLine) {
+  auto r = run({"--json", "--address", "unix:/nonexistent/sock", "--", "true"});
+  EXPECT_EQ(r.ended.code, 125);
+  EXPECT_THAT(r.err, StartsWith("sandbox-run: error: unavailable: "));
+  auto lines = json_lines_of(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  EXPECT_EQ(lines[0].at("event"), "error");
+  EXPECT_EQ(lines[0].at("code"), "unavailable");
+  EXPECT_EQ("sandbox-run: error: unavailable: " + lines[0].at("message") + "\n", r.err)
+      << "the error line and the stderr line say the same";
+}
+
+TEST_F(CliRunTest, JsonCommandLineErrorIsAnErrorLineToo) {
+  auto r = run({"--json", "--timeout", "abc", "--", "true"});
+  EXPECT_EQ(r.ended.code, 125);
+  auto lines = json_lines_of(r.out);
+  ASSERT_EQ(lines.size(), 1u) << r.out;
+  EXPECT_EQ(lines[0].at("event"), "error");
+  EXPECT_EQ(lines[0].at("code"), "invalid_argument");
+  EXPECT_THAT(lines[0].at("message"), StartsWith("--timeout: "));
+  EXPECT_THAT(r.err, StartsWith("sandbox-run: error: invalid_argument: --timeout: "));
+}
+
+TEST_F(CliRunTest, UnreadableTlsFileIsNamedByItsFlag) {
+  const auto missing = (root_ / "missing.pem").string();
+  const auto present = (root_ / "present.pem").string();
+  std::ofstream(present) << "not used\n";
+  for (const auto& [flag, args] : std::map<std::string, std::vector<std::string>>{
+           {"--ca", {"--ca", missing}},
+           {"--cert", {"--cert", missing, "--key", present}},
+           {"--key", {"--cert", present, "--key", missing}}}) {
+    auto r = run(concat(concat({"--address", "127.0.0.1:1"}, args), {"--", "true"}));
+    EXPECT_EQ(r.ended.code, 125) << flag;
+    EXPECT_THAT(r.err, StartsWith("sandbox-run: error: invalid_config: " + flag + ": cannot read"));
+  }
 }
 
 struct BadFlag {
