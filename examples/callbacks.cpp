@@ -20,7 +20,7 @@
 #include <system_error>
 #include <thread>
 
-#include "cli/local_agent.hpp"
+#include "example_agent.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace {
@@ -125,21 +125,8 @@ bool stream_with_callbacks(sandbox::RemoteRunner& runner) {
 
 int main(int argc, char** argv) {
   try {
-    std::unique_ptr<sandbox::cli::LocalAgent> agent;
     sandbox::RemoteRunnerConfig config;
-    if (argc > 1) {
-      config.address = argv[1];
-    } else {
-      auto binary = sandbox::cli::find_agent_binary();
-      if (!binary) {
-        std::cerr << "callbacks: no sandbox-agent next to this program or on PATH; pass an "
-                     "address\n";
-        return 2;
-      }
-      agent = sandbox::cli::LocalAgent::start(
-          {.binary = *binary, .workspace = std::filesystem::current_path().string()});
-      config.address = agent->address();
-    }
+    auto agent = example::use_agent(argc > 1 ? argv[1] : nullptr, config);
 
     asio::io_context io;
     sandbox::RemoteRunner runner(io.get_executor(), config);
@@ -154,8 +141,7 @@ int main(int argc, char** argv) {
     work.reset();
     io_thread.join();
     return a && b && c ? 0 : 1;
-  } catch (const std::system_error& e) {
-    std::cerr << "callbacks: " << sandbox::error_name(e.code()) << ": " << e.what() << "\n";
-    return 1;
+  } catch (const std::exception& e) {
+    return example::report("callbacks", e);
   }
 }

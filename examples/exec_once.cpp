@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "cli/local_agent.hpp"
+#include "example_agent.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace {
@@ -33,33 +33,12 @@ asio::awaitable<int> exec_once(sandbox::RemoteRunner& runner) {
 
 int main(int argc, char** argv) {
   try {
-    std::unique_ptr<sandbox::cli::LocalAgent> agent;
     sandbox::RemoteRunnerConfig config;
-    if (argc > 1) {
-      config.address = argv[1];
-    } else {
-      auto binary = sandbox::cli::find_agent_binary();
-      if (!binary) {
-        std::cerr << "exec_once: no sandbox-agent next to this program or on PATH; pass an "
-                     "address\n";
-        return 2;
-      }
-      agent = sandbox::cli::LocalAgent::start(
-          {.binary = *binary, .workspace = std::filesystem::current_path().string()});
-      config.address = agent->address();
-    }
-
+    auto agent = example::use_agent(argc > 1 ? argv[1] : nullptr, config);
     asio::io_context io;
     sandbox::RemoteRunner runner(io.get_executor(), config);
-    int status = 1;
-    asio::co_spawn(io, exec_once(runner), [&](std::exception_ptr error, int result) {
-      if (error) std::rethrow_exception(error);  // out of io.run(), into the catch below
-      status = result;
-    });
-    io.run();
-    return status;
-  } catch (const std::system_error& e) {
-    std::cerr << "exec_once: " << sandbox::error_name(e.code()) << ": " << e.what() << "\n";
-    return 1;
+    return example::run_to_end(io, exec_once(runner));
+  } catch (const std::exception& e) {
+    return example::report("exec_once", e);
   }
 }

@@ -25,7 +25,7 @@
 #include <system_error>
 #include <vector>
 
-#include "cli/local_agent.hpp"
+#include "example_agent.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace {
@@ -158,33 +158,12 @@ asio::awaitable<int> fan_out(sandbox::RemoteRunner& runner) {
 
 int main(int argc, char** argv) {
   try {
-    std::unique_ptr<sandbox::cli::LocalAgent> agent;
     sandbox::RemoteRunnerConfig config;
-    if (argc > 1) {
-      config.address = argv[1];
-    } else {
-      auto binary = sandbox::cli::find_agent_binary();
-      if (!binary) {
-        std::cerr << "fan_out: no sandbox-agent next to this program or on PATH; pass an "
-                     "address\n";
-        return 2;
-      }
-      agent = sandbox::cli::LocalAgent::start(
-          {.binary = *binary, .workspace = std::filesystem::current_path().string()});
-      config.address = agent->address();
-    }
-
+    auto agent = example::use_agent(argc > 1 ? argv[1] : nullptr, config);
     asio::io_context io;
     sandbox::RemoteRunner runner(io.get_executor(), config);
-    int status = 1;
-    asio::co_spawn(io, fan_out(runner), [&](std::exception_ptr error, int result) {
-      if (error) std::rethrow_exception(error);  // out of io.run(), into the catch below
-      status = result;
-    });
-    io.run();
-    return status;
-  } catch (const std::system_error& e) {
-    std::cerr << "fan_out: " << sandbox::error_name(e.code()) << ": " << e.what() << "\n";
-    return 1;
+    return example::run_to_end(io, fan_out(runner));
+  } catch (const std::exception& e) {
+    return example::report("fan_out", e);
   }
 }

@@ -31,7 +31,7 @@
 #include <string_view>
 #include <system_error>
 
-#include "cli/local_agent.hpp"
+#include "example_agent.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace {
@@ -199,23 +199,15 @@ int main(int argc, char** argv) {
                 << "token:           " << (config.token.empty() ? "none" : "$SANDBOX_TOKEN")
                 << "\n";
     } else {
-      auto binary = sandbox::cli::find_agent_binary();
-      if (!binary) {
-        std::cerr << "mtls: no sandbox-agent next to this program or on PATH; pass an address\n";
-        return 2;
-      }
       config.token = random_token();
       TokenFile token_file(config.token);
-      agent = sandbox::cli::LocalAgent::start(
-          {.binary = *binary,
-           .workspace = fs::current_path().string(),
-           .extra_flags = {"--tls-cert", (*certs / "server.pem").string(), "--tls-key",
-                           (*certs / "server.key").string(), "--client-ca",
-                           (*certs / "ca.pem").string(), "--token-file",
-                           token_file.path().string()}});
+      agent = example::use_agent(
+          nullptr, config,
+          {"--tls-cert", (*certs / "server.pem").string(), "--tls-key",
+           (*certs / "server.key").string(), "--client-ca", (*certs / "ca.pem").string(),
+           "--token-file", token_file.path().string()});
       // The agent reads --token-file once, at startup: nothing needs the file any more.
       token_file.remove();
-      config.address = agent->address();
       // A unix socket has no host name to check the certificate against: name the one the
       // agent's certificate is for.
       config.tls->server_name = "localhost";
@@ -227,15 +219,8 @@ int main(int argc, char** argv) {
     std::cout << "runner:          CA ca.pem, client certificate client.pem\n";
 
     asio::io_context io;
-    int status = 1;
-    asio::co_spawn(io, run(config, agent != nullptr), [&](std::exception_ptr error, int result) {
-      if (error) std::rethrow_exception(error);  // out of io.run(), into the catch below
-      status = result;
-    });
-    io.run();
-    return status;
-  } catch (const std::system_error& e) {
-    std::cerr << "mtls: " << sandbox::error_name(e.code()) << ": " << e.what() << "\n";
-    return 1;
+    return example::run_to_end(io, run(config, agent != nullptr));
+  } catch (const std::exception& e) {
+    return example::report("mtls", e);
   }
 }
