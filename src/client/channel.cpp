@@ -24,6 +24,7 @@
 #include "client/detail/retry_fsm.hpp"
 #include "client/detail/status_mapping.hpp"
 #include "client/detail/tsan_annotations.hpp"
+#include "common/utf8.hpp"
 #include "sandbox/error.hpp"
 
 namespace sandbox::detail {
@@ -244,6 +245,17 @@ Connection connect(const RemoteRunnerConfig& config) {
          "allow_insecure: '" + config.address +
              "' is neither a loopback address nor a unix socket; a token goes to another "
              "host only over TLS");
+  }
+  for (const auto& [field, text] :
+       {std::pair{"profile", &config.profile}, std::pair{"image", &config.image},
+        std::pair{"workdir", &config.workdir}}) {
+    if (!is_utf8(*text)) fail(errc::invalid_config, std::string(field) + ": must be UTF-8");
+  }
+  for (const auto& [key, value] : config.env) {
+    // Neither is echoed: a value may be a secret, and bytes that are not UTF-8 do not print.
+    if (!is_utf8(key) || !is_utf8(value)) {
+      fail(errc::invalid_config, "env: names and values must be UTF-8 (protobuf strings)");
+    }
   }
   if (config.stream_read_ahead == 0)
     fail(errc::invalid_config, "stream_read_ahead: must be at least 1");

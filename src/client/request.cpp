@@ -5,6 +5,7 @@
 
 #include "client/detail/retry_fsm.hpp"
 #include "common/request_limits.hpp"
+#include "common/utf8.hpp"
 #include "common/uuid.hpp"
 #include "sandbox/error.hpp"
 
@@ -28,18 +29,25 @@ Validation validate(const Command& cmd, AgentProtocol protocol, OutputUse use) {
     if (has_nul(cmd.argv[i])) {
       return invalid("command[" + std::to_string(i) + "]: must not contain a NUL byte");
     }
+    if (!is_utf8(cmd.argv[i])) {
+      return invalid("command[" + std::to_string(i) + "]: must be UTF-8 (a protobuf string)");
+    }
   }
   for (const auto& [key, value] : cmd.env) {
     if (key.empty()) return invalid("env: a variable name must not be empty");
+    // A name that is not UTF-8 is not echoed either: it would make the message unprintable.
+    if (!is_utf8(key)) return invalid("env: a variable name is not UTF-8 (a protobuf string)");
     if (key.find('=') != std::string::npos || has_nul(key)) {
       return invalid("env[" + key + "]: a variable name must not contain '=' or NUL");
     }
     // The value is never echoed: it may be a secret.
     if (has_nul(value)) return invalid("env[" + key + "]: the value must not contain a NUL byte");
+    if (!is_utf8(value)) return invalid("env[" + key + "]: the value must be UTF-8");
   }
   if (cmd.workdir && has_nul(*cmd.workdir)) {
     return invalid("workdir: must not contain a NUL byte");
   }
+  if (cmd.workdir && !is_utf8(*cmd.workdir)) return invalid("workdir: must be UTF-8");
   if (cmd.exec_id.size() > max_exec_id_length) {
     return invalid("exec_id: at most 36 characters");
   }

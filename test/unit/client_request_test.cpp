@@ -4,6 +4,7 @@
 #include <set>
 
 #include "client/detail/request.hpp"
+#include "common/utf8.hpp"
 #include "common/uuid.hpp"
 #include "sandbox/error.hpp"
 
@@ -65,6 +66,39 @@ TEST(ClientRequestTest, BadEnvNamesAreInvalidWithoutEchoingTheValue) {
   EXPECT_EQ(nul_result.error, errc::invalid_argument);
   EXPECT_NE(nul_result.message.find("env[TOKEN]"), std::string::npos);
   EXPECT_EQ(nul_result.message.find("sec"), std::string::npos);
+}
+
+// Protobuf refuses to serialize a string field that is not UTF-8; the call would fail with
+// a bare status after the fact.
+TEST(ClientRequestTest, TextThatIsNotUtf8IsInvalidAndNamesTheField) {
+  const std::string latin1 = "caf\xe9";
+  Command argv{"echo", latin1};
+  EXPECT_EQ(validate(argv).message, "command[1]: must be UTF-8 (a protobuf string)");
+  Command value{"env"};
+  value.env["NAME"] = "s3cr3t" + latin1;
+  auto result = validate(value);
+  EXPECT_EQ(result.message, "env[NAME]: the value must be UTF-8") << "never the value";
+  Command key{"env"};
+  key.env[latin1] = "x";
+  EXPECT_EQ(validate(key).message, "env: a variable name is not UTF-8 (a protobuf string)");
+  Command workdir{"true"};
+  workdir.workdir = latin1;
+  EXPECT_EQ(validate(workdir).message, "workdir: must be UTF-8");
+  Command fine{"echo", "caf\xc3\xa9 \xf0\x9f\x99\x82"};
+  fine.env["GREETING"] = "\xe3\x81\x93\xe3\x82\x93";
+  EXPECT_TRUE(validate(fine)) << validate(fine).message;
+}
+
+TEST(ClientRequestTest, Utf8CheckRefusesWhatProtobufRefuses) {
+  EXPECT_TRUE(is_utf8(""));
+  EXPECT_TRUE(is_utf8("\xf4\x8f\xbf\xbf"));   // U+10FFFF
+  EXPECT_FALSE(is_utf8("\xf4\x90\x80\x80"));  // above it
+  EXPECT_FALSE(is_utf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(is_utf8("\xe0\x80\xaf"));      // overlong, three bytes
+  EXPECT_FALSE(is_utf8("\xed\xa0\x80"));      // a surrogate
+  EXPECT_FALSE(is_utf8("\xe2\x82"));          // truncated
+  EXPECT_FALSE(is_utf8("\x80"));              // a stray continuation byte
+  EXPECT_FALSE(is_utf8("\xff"));
 }
 
 TEST(ClientRequestTest, ExecIdLongerThan36IsInvalid) {
