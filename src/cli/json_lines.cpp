@@ -3,50 +3,13 @@
 #include <cstdint>
 
 #include "cli/base64.hpp"
+#include "common/utf8.hpp"
 
 namespace sandbox::cli {
 namespace {
 
-/// The length of the well-formed UTF-8 sequence starting `text`, 0 if it does not start
-/// with one. Ranges from RFC 3629 §4 (the second byte's range excludes overlong forms,
-/// surrogates and code points past U+10FFFF).
-std::size_t utf8_sequence_length(std::string_view text) {
-  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  auto in = [&](std::size_t i, unsigned low, unsigned high) {
-    return i < text.size() && byte(i) >= low && byte(i) <= high;
-  };
-  const unsigned lead = byte(0);
-  std::size_t length = 0;
-  unsigned second_low = 0x80;
-  unsigned second_high = 0xbf;
-  if (lead >= 0xc2 && lead <= 0xdf) {
-    length = 2;
-  } else if (lead >= 0xe0 && lead <= 0xef) {
-    length = 3;
-    if (lead == 0xe0) second_low = 0xa0;   // overlong
-    if (lead == 0xed) second_high = 0x9f;  // surrogates
-  } else if (lead >= 0xf0 && lead <= 0xf4) {
-    length = 4;
-    if (lead == 0xf0) second_low = 0x90;   // overlong
-    if (lead == 0xf4) second_high = 0x8f;  // past U+10FFFF
-  } else {
-    return 0;
-  }
-  if (!in(1, second_low, second_high)) return 0;
-  for (std::size_t i = 2; i < length; ++i) {
-    if (!in(i, 0x80, 0xbf)) return 0;
-  }
-  return length;
-}
-
-void append_number(std::string& out, std::string_view key, std::int64_t value) {
-  out += ",\"";
-  out += key;
-  out += "\":";
-  out += std::to_string(value);
-}
-
-void append_unsigned(std::string& out, std::string_view key, std::uint64_t value) {
+template <class Integer>
+void append_number(std::string& out, std::string_view key, Integer value) {
   out += ",\"";
   out += key;
   out += "\":";
@@ -122,7 +85,7 @@ std::string started_line(const ExecInfo& info) {
 
 std::string chunk_line(const OutputChunk& chunk) {
   std::string line = begin_line(chunk.stream == OutputStream::out ? "stdout" : "stderr");
-  append_unsigned(line, "offset", chunk.offset);
+  append_number(line, "offset", chunk.offset);
   // Base64's alphabet needs no escaping.
   line += ",\"data\":\"";
   line += base64_encode(chunk.data);
@@ -137,8 +100,8 @@ std::string exit_line(const ExitStatus& status) {
   append_bool(line, "timed_out", status.timed_out);
   append_bool(line, "stdout_truncated", status.stdout_truncated);
   append_bool(line, "stderr_truncated", status.stderr_truncated);
-  append_unsigned(line, "stdout_total", status.stdout_total);
-  append_unsigned(line, "stderr_total", status.stderr_total);
+  append_number(line, "stdout_total", status.stdout_total);
+  append_number(line, "stderr_total", status.stderr_total);
   append_number(line, "duration_ms", status.duration.count());
   return end_line(std::move(line));
 }

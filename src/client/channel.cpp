@@ -34,18 +34,6 @@ namespace {
   throw std::system_error(make_error_code(code), message);
 }
 
-std::string read_pem(const std::string& pem, const std::string& path, const char* field) {
-  if (!pem.empty() || path.empty()) return pem;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    fail(errc::invalid_config,
-         std::string("tls.") + field + ": cannot read '" + path + "': " + std::strerror(errno));
-  }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 bool is_header_safe(std::string_view token) {
   // The token travels in an HTTP/2 header: visible ASCII only.
   return std::all_of(token.begin(), token.end(),
@@ -222,6 +210,18 @@ grpc::ChannelArguments channel_arguments(const RemoteRunnerConfig& config) {
 }
 
 }  // namespace
+
+std::string read_pem(const std::string& pem, const std::string& path, const char* field) {
+  if (!pem.empty() || path.empty()) return pem;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    fail(errc::invalid_config,
+         std::string("tls.") + field + ": cannot read '" + path + "': " + std::strerror(errno));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
 
 Connection connect(const RemoteRunnerConfig& config) {
   if (config.address.empty()) fail(errc::invalid_config, "address: must not be empty");

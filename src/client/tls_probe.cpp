@@ -1,5 +1,7 @@
 #include "client/detail/tls_probe.hpp"
 
+#include "client/detail/channel.hpp"
+
 #include <netdb.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
@@ -14,10 +16,8 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -123,14 +123,6 @@ using Bio = std::unique_ptr<BIO, Freer<BIO, BIO_free_all>>;
 using Cert = std::unique_ptr<X509, Freer<X509, X509_free>>;
 using Key = std::unique_ptr<EVP_PKEY, Freer<EVP_PKEY, EVP_PKEY_free>>;
 
-std::string pem_of(const std::string& pem, const std::string& path) {
-  if (!pem.empty() || path.empty()) return pem;
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 Bio memory(const std::string& text) {
   return Bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
 }
@@ -224,7 +216,7 @@ bool answers_tls(const Endpoint& endpoint, Clock::time_point until) {
 // The runner's CA (or the system's roots) and client identity, as the probe presents them.
 // False when they cannot be loaded (the real handshake would have said so).
 bool configure(SSL_CTX* context, const TlsConfig& tls, bool with_identity, bool& has_identity) {
-  const std::string ca = pem_of(tls.ca_pem, tls.ca_file);
+  const std::string ca = read_pem(tls.ca_pem, tls.ca_file, "ca_file");
   if (ca.empty()) {
     if (SSL_CTX_set_default_verify_paths(context) != 1) return false;
   } else {
@@ -237,8 +229,8 @@ bool configure(SSL_CTX* context, const TlsConfig& tls, bool with_identity, bool&
     if (added == 0) return false;
   }
   SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
-  const std::string chain = pem_of(tls.cert_pem, tls.cert_file);
-  const std::string key_pem = pem_of(tls.key_pem, tls.key_file);
+  const std::string chain = read_pem(tls.cert_pem, tls.cert_file, "cert_file");
+  const std::string key_pem = read_pem(tls.key_pem, tls.key_file, "key_file");
   has_identity = !chain.empty() && !key_pem.empty();
   if (!has_identity || !with_identity) return true;
   Bio chain_bio = memory(chain);
@@ -382,7 +374,7 @@ std::string utc(const ASN1_TIME* time) {
 
 // What the runner's own certificate says about being rejected.
 std::string rejection_of(const TlsConfig& tls) {
-  const std::string pem = pem_of(tls.cert_pem, tls.cert_file);
+  const std::string pem = read_pem(tls.cert_pem, tls.cert_file, "cert_file");
   Bio bio = memory(pem);
   Cert cert{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)};
   if (cert && X509_cmp_current_time(X509_get0_notAfter(cert.get())) < 0) {

@@ -14,9 +14,12 @@
 #include "agent/secret_store.hpp"
 #include "integration/agent_exec_fixture.hpp"
 #include "support/fifo_gate.hpp"
+#include "support/stderr_capture.hpp"
 
 namespace sandbox::agent {
 namespace {
+
+using sandbox::test::StderrCapture;
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -31,41 +34,6 @@ v1::ExecRequest with_env(v1::ExecRequest request, const std::string& key,
   (*request.mutable_env())[key] = value;
   return request;
 }
-
-// fd 2 redirected to a file from construction until restore(): the agent's log.
-class StderrCapture {
- public:
-  explicit StderrCapture(const fs::path& file) : file_(file) {
-    std::fflush(stderr);
-    saved_ = ::dup(STDERR_FILENO);
-    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (saved_ < 0 || fd < 0 || ::dup2(fd, STDERR_FILENO) < 0) {
-      throw std::runtime_error("cannot redirect stderr");
-    }
-    ::close(fd);
-  }
-  ~StderrCapture() { restore(); }
-  StderrCapture(const StderrCapture&) = delete;
-  StderrCapture& operator=(const StderrCapture&) = delete;
-
-  // Puts fd 2 back and returns what was written meanwhile.
-  std::string restore() {
-    if (saved_ >= 0) {
-      std::fflush(stderr);
-      ::dup2(saved_, STDERR_FILENO);
-      ::close(saved_);
-      saved_ = -1;
-    }
-    std::ifstream in(file_, std::ios::binary);
-    std::stringstream all;
-    all << in.rdbuf();
-    return all.str();
-  }
-
- private:
-  fs::path file_;
-  int saved_ = -1;
-};
 
 class AgentSecretsTest : public AgentExecTest {
  protected:

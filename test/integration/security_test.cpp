@@ -25,6 +25,7 @@
 #include "fakes/io_harness.hpp"
 #include "sandbox/sandbox.hpp"
 #include "support/agent_process.hpp"
+#include "support/stderr_capture.hpp"
 #include "support/temp_dir.hpp"
 #include "support/test_certs.hpp"
 
@@ -522,13 +523,24 @@ TEST_F(SecurityTest, SecretsAndEnvValuesReachTheCommandButNoLogOrError) {
 }
 
 TEST_F(SecurityTest, TheDefaultLogSinkWarnsOnStderrWithoutTheToken) {
-  // No sink: the warning goes to stderr, which security_log_scan reads (and checks that it
-  // is there and holds no token).
   RemoteRunnerConfig config;
   config.address = "unix:" + (dir_.path() / "nobody.sock").string();
   config.token = sensitive("tok-");
   config.allow_insecure = true;
-  RemoteRunner runner(io_.get_executor(), config);
+  StderrCapture capture(dir_.path() / "stderr");
+  { RemoteRunner runner(io_.get_executor(), config); }
+  const std::string logged = capture.restore();
+  // gRPC logs to stderr too (GRPC_VERBOSITY=debug in the captured run): count the SDK's.
+  std::size_t warnings = 0;
+  for (std::size_t at = logged.find("sandbox-exec: "); at != std::string::npos;
+       at = logged.find("sandbox-exec: ", at + 1)) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 1u) << logged;
+  EXPECT_THAT(logged, HasSubstr("sandbox-exec: warning: allow_insecure: "));
+  EXPECT_THAT(logged, Not(HasSubstr(config.token)));
+  // Also into the captured suite log, which security_log_scan checks for this line.
+  std::fputs(logged.c_str(), stderr);
 }
 
 }  // namespace
