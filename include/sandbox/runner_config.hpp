@@ -7,12 +7,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <variant>
 
 #include "sandbox/log.hpp"
 #include "sandbox/retry.hpp"
+#include "sandbox/tracing.hpp"
 
 namespace sandbox {
 
@@ -143,6 +145,11 @@ struct RemoteRunnerConfig {
   RetryPolicy retry;
   /// Keepalive pings of the channel.
   KeepaliveConfig keepalive;
+  /// Receives one CLIENT span per Exec attempt (docs/behavior.md §15), children of the span
+  /// active on the thread that calls `exec()`/`stream()`, and injects each into its
+  /// attempt's metadata (W3C `traceparent`). Shared, thread-safe. Null (the default):
+  /// nothing is traced, at the cost of one branch per attempt.
+  std::shared_ptr<Tracer> tracer;
   /// Receives the SDK's log messages; empty: warnings and errors go to stderr as
   /// `sandbox-exec: warning: ...`.
   LogSink log;

@@ -9,4 +9,5 @@
 #include "sandbox/log.hpp"            // IWYU pragma: export
 #include "sandbox/runner.hpp"         // IWYU pragma: export
 #include "sandbox/runner_config.hpp"  // IWYU pragma: export
+#include "sandbox/tracing.hpp"        // IWYU pragma: export
 #include "sandbox/version.hpp"        // IWYU pragma: export

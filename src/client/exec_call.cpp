@@ -56,7 +56,7 @@ std::pair<std::error_code, const char*> error_of(CancelReason reason) {
 }  // namespace
 
 CallBase::CallBase(RunnerCore* core, Command command)
-    : RunnerMembership(core), command_(std::move(command)) {}
+    : RunnerMembership(core), command_(std::move(command)), trace_(core->trace()) {}
 
 bool CallBase::prepare(OutputUse use, std::error_code& error, std::string& message) {
   auto validation = validate(command_, core_->config().protocol, use);
@@ -141,6 +141,7 @@ void CallBase::run(RetryStep step) {
       std::optional<std::chrono::system_clock::time_point> deadline;
       if (auto overall = fsm_->deadline()) deadline = to_system(*overall);
       core_->prepare_context(attempt->context, deadline);
+      attempt->span = trace_.start_attempt(step, request_, attempt->context);
       attempt->bind(attempt, *core_, request_, holds_);
       attempt_ = attempt;
       on_attempt_starting();
@@ -225,6 +226,11 @@ void CallBase::attempt_done(Attempt& attempt, const grpc::Status& status) {
   end.stdout_received = attempt.sequence.received(OutputStream::out);
   end.stderr_received = attempt.sequence.received(OutputStream::err);
   end.pushback = pushback_of(attempt.context);
+  if (attempt.span) {
+    trace_attempt_end(*attempt.span, attempt.sequence, attempt.resumed_stdout,
+                      attempt.resumed_stderr, status, end);
+    attempt.span.reset();
+  }
   // Decided before the outcome is handed over: what the user does on seeing it (destroy
   // the runner, which closes it) must not turn a call that already ended into an
   // abandoned one.
@@ -315,7 +321,10 @@ void Attempt::OnReadDone(bool ok) {
   ordered_after(this);
   // Learnt before the message is handled: handling an exit that follows may hand the
   // outcome over, and the caller's next call must already know.
-  if (ok && response.event_case() == v1::ExecResponse::kStarted) call_->agent_sent_started();
+  if (ok && response.event_case() == v1::ExecResponse::kStarted) {
+    call_->agent_sent_started();
+    if (span) trace_started(*span, response.started());
+  }
   call_->on_read(*this, ok);
   ordered_before(this);
 }

@@ -13,6 +13,7 @@ namespace detail {
 RunnerCore::RunnerCore(RemoteRunnerConfig config)
     : config_(std::move(config)),
       connection_(connect(config_)),
+      trace_(trace_target_of(config_)),
       stub_(v1::SandboxExecService::NewStub(connection_.channel)) {
   if (config_.protocol == AgentProtocol::legacy) {
     legacy_stub_ =

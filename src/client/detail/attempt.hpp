@@ -11,6 +11,7 @@
 
 #include "client/detail/response_sequence.hpp"
 #include "client/detail/tsan_annotations.hpp"
+#include "sandbox/tracing.hpp"
 #include "sandbox/v1/sandbox_exec.grpc.pb.h"
 
 namespace sandbox::detail {
@@ -30,7 +31,10 @@ class Attempt final : public grpc::ClientReadReactor<v1::ExecResponse> {
  public:
   /// `resume_*`: the offsets the request asks to resume from; chunks must continue there.
   Attempt(std::shared_ptr<CallBase> call, std::uint64_t resume_stdout, std::uint64_t resume_stderr)
-      : call_(std::move(call)), sequence(resume_stdout, resume_stderr) {}
+      : call_(std::move(call)),
+        sequence(resume_stdout, resume_stderr),
+        resumed_stdout(resume_stdout),
+        resumed_stderr(resume_stderr) {}
 
   /// Creates the RPC for `request` (which must outlive it) and adds `holds` holds; no
   /// reaction can run before `start()`. Binding runs no reaction, so a caller may hold a lock.
@@ -51,6 +55,12 @@ class Attempt final : public grpc::ClientReadReactor<v1::ExecResponse> {
   grpc::ClientContext context;
   v1::ExecResponse response;
   ResponseSequence sequence;
+  /// Where this attempt's output began (its resume offsets).
+  const std::uint64_t resumed_stdout;
+  const std::uint64_t resumed_stderr;
+  /// This attempt's span (null without a tracer): touched by its reactions, ended by the
+  /// call when the attempt is done.
+  std::unique_ptr<Span> span;
 
  private:
   void OnReadInitialMetadataDone(bool ok) override {

@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "client/detail/attempt.hpp"
+#include "client/detail/call_trace.hpp"
 #include "client/detail/cancel_policy.hpp"
 #include "client/detail/request.hpp"
 #include "client/detail/retry_fsm.hpp"
@@ -92,6 +93,7 @@ class CallBase : protected RunnerMembership, public std::enable_shared_from_this
   /// Ends the call: asks the agent to kill the command when the client abandoned it.
   void conclude(RetryStep step, bool abandoned);
 
+  CallTrace trace_;  // read by run() only, one attempt at a time
   mutable std::mutex mutex_;
   std::optional<RetryFsm> fsm_;         // guarded by mutex_; set by start_call
   std::shared_ptr<Attempt> attempt_;    // guarded by mutex_: the attempt in flight

@@ -37,6 +37,7 @@ class ResponseSequence {
   [[nodiscard]] bool exited() const noexcept { return exited_; }
   /// Identity reported by `started` (exec id pre-set by the caller).
   [[nodiscard]] ExecInfo& info() noexcept { return info_; }
+  [[nodiscard]] const ExecInfo& info() const noexcept { return info_; }
   /// The exit, once `exited()`.
   [[nodiscard]] const ExitStatus& exit_status() const noexcept { return exit_; }
   /// The rule broken, once a violation was reported.

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "client/detail/call_trace.hpp"
 #include "client/detail/channel.hpp"
 #include "compat/sandbox_exec_legacy.grpc.pb.h"
 #include "sandbox/runner_config.hpp"
@@ -39,6 +40,8 @@ class RunnerCore {
 
   [[nodiscard]] const RemoteRunnerConfig& config() const noexcept { return config_; }
   [[nodiscard]] const Connection& connection() const noexcept { return connection_; }
+  /// What every attempt span of this runner shares (tracing off without a tracer).
+  [[nodiscard]] const TraceTarget& trace() const noexcept { return trace_; }
   /// Starts an Exec RPC on the agent's generation of the service (`config().protocol`):
   /// binds `reactor` to it; nothing runs before the reactor's StartCall.
   void start_exec(grpc::ClientContext* context, const v1::ExecRequest* request,
@@ -97,6 +100,7 @@ class RunnerCore {
 
   RemoteRunnerConfig config_;
   Connection connection_;
+  TraceTarget trace_;
   std::unique_ptr<v1::SandboxExecService::Stub> stub_;
   /// The older generation's Exec (AgentProtocol::legacy); null otherwise.
   std::unique_ptr<workflow::plugin::external::sandbox::SandboxExecService::Stub> legacy_stub_;
