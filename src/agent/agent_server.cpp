@@ -87,17 +87,19 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
 
   grpc::ServerWriteReactor<v1::ExecResponse>* Exec(grpc::CallbackServerContext* context,
                                                    const v1::ExecRequest* request) override {
+    ExecTrace trace(options.tracer.get(), *context, *request, settings->sandbox_id);
     grpc::Status status = authorize(*context);
     LaunchSpec spec;
     if (status.ok()) {
       status = validate_exec_request(*request, workspace, spec, secrets ? &*secrets : nullptr,
                                      &*confinement);
     }
-    if (!status.ok()) return refuse(*context, std::move(status));
+    if (!status.ok()) return refuse(*context, std::move(status), trace);
 
     // Only an id the client chose can be reattached: nobody else knows an assigned one.
     const bool reattachable = !request->exec_id().empty();
     const std::string exec_id = reattachable ? request->exec_id() : random_uuid();
+    trace.exec_id(exec_id);
     const std::string fingerprint = reattachable ? request_fingerprint(*request) : std::string();
     const std::array<std::uint64_t, 2> offsets{request->resume().stdout_offset(),
                                                request->resume().stderr_offset()};
@@ -110,6 +112,7 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
         },
         [&](const std::shared_ptr<Execution>& execution, bool created) {
           auto session = std::make_shared<ExecSession>(execution);
+          session->trace = std::move(trace);
           session->own();  // gRPC's reference, until OnDone
           reactor = session.get();
           if (created) {
@@ -118,7 +121,7 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
             execution->attach(std::move(session), offsets);
           }
         });
-    if (!status.ok()) return refuse(*context, std::move(status));
+    if (!status.ok()) return refuse(*context, std::move(status), trace);
     return reactor;
   }
 
@@ -161,7 +164,8 @@ struct AgentServer::Impl final : v1::SandboxExecService::CallbackService {
   }
 
   grpc::ServerWriteReactor<v1::ExecResponse>* refuse(const grpc::CallbackServerContext& context,
-                                                     grpc::Status status) {
+                                                     grpc::Status status, ExecTrace& trace) {
+    trace.end(status);
     log("info", "exec.refused",
         {{"peer", context.peer()},
          {"code", std::to_string(static_cast<int>(status.error_code()))},
@@ -305,6 +309,7 @@ AgentServer::AgentServer(AgentOptions options) : impl_(std::make_unique<Impl>(st
           {"address", impl.address},
           {"auth", auth_description(opts)},
           {"tls", opts.tls_cert_file.empty() ? "off" : "on"},
+          {"tracing", opts.tracer ? "on" : "off"},
           {"sandbox_id", impl.settings->sandbox_id},
           {"workspace", impl.workspace.string()},
           {"secrets_dir", impl.secrets ? impl.secrets->directory().string() : "none"},

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "agent/confinement.hpp"
+#include "sandbox/tracing.hpp"
 
 namespace sandbox::agent {
 
@@ -60,6 +61,9 @@ struct AgentOptions {
   Profile max_profile = Profile::standard;
   /// The bubblewrap executable (searched on PATH unless it contains a '/').
   std::string bwrap_path = "bwrap";
+  /// Receives the spans of every Exec call (docs/behavior.md §15): a SERVER span continuing
+  /// the caller's trace and its `sandbox.setup` and `sandbox.process` children. Null: none.
+  std::shared_ptr<Tracer> tracer;
 };
 
 /// A running agent: serves SandboxExecService (Exec, Cancel) on `options.listen`.

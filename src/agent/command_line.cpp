@@ -94,7 +94,7 @@ std::string usage() {
          "                     [--max-output-bytes BYTES] [--max-concurrent N]\n"
          "                     [--max-timeout DURATION] [--secrets-dir DIR]\n"
          "                     [--sandbox bubblewrap|none] [--max-profile strict|standard]\n"
-         "                     [--bwrap PATH]\n"
+         "                     [--bwrap PATH] [--otlp-endpoint URL]\n"
          "       sandbox-agent --help | --version\n"
          "\n"
          "Serves sandbox.v1.SandboxExecService (Exec, Cancel). Each command runs in a fresh\n"
@@ -138,6 +138,9 @@ std::string usage() {
          "                             DIR/NAME (one trailing newline stripped, at most\n"
          "                             64 KiB, no symlinks), redacted from the output as\n"
          "                             [REDACTED] (default: none, references are refused)\n"
+         "  --otlp-endpoint URL        export a span per Exec call (and its setup and process)\n"
+         "                             over OTLP/gRPC to URL, e.g. http://localhost:4317\n"
+         "                             (default: OTEL_EXPORTER_OTLP_ENDPOINT; unset: none)\n"
          "  --help                     print this help\n"
          "  --version                  print the version\n"
          "\n"
@@ -222,6 +225,8 @@ CommandLine parse_command_line(std::span<const std::string_view> args) {
         throw CommandLineError("--secrets-dir: '" + result.options.secrets_dir.string() +
                                "' is not an existing directory");
       }
+    } else if (flag == "--otlp-endpoint") {
+      result.otlp_endpoint = non_empty(flag, value());
     } else if (flag == "--max-timeout") {
       result.options.max_timeout = positive_duration_flag(flag, value());
     } else {

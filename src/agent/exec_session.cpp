@@ -13,6 +13,7 @@ ExecSession::Room ExecSession::room() {
 }
 
 void ExecSession::offer(v1::ExecResponse message) {
+  trace.sending(message);
   {
     std::lock_guard lock(mutex_);
     if (writing_) {
@@ -31,6 +32,7 @@ void ExecSession::finish(grpc::Status status) {
     std::lock_guard lock(mutex_);
     if (finish_status_) return;
     finish_status_ = status;
+    trace.end(status);
     staged_.reset();
     // A write in flight must complete first; OnWriteDone finishes then.
     if (writing_) return;

@@ -8,6 +8,7 @@
 #include <mutex>
 #include <optional>
 
+#include "agent/exec_trace.hpp"
 #include "agent/output_log.hpp"
 #include "sandbox/v1/sandbox_exec.pb.h"
 
@@ -50,6 +51,8 @@ class ExecSession final : public grpc::ServerWriteReactor<v1::ExecResponse>,
   bool started_sent = false;
   bool exit_sent = false;
   bool resumed = false;
+  /// The call's spans: offer() reports what it sends, finish() ends them.
+  ExecTrace trace;
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;

@@ -64,7 +64,9 @@ Execution::Execution(const ExecSettings& settings, ExecRegistry& registry, std::
   stderr_.redactor = Redactor(spec_.secrets);
 }
 
-Execution::~Execution() = default;
+Execution::~Execution() {
+  if (process_span_) process_span_->end();  // the agent stopped before the exit
+}
 
 // ---------------------------------------------------------------- entry points (any thread)
 
@@ -285,6 +287,7 @@ void Execution::spawn() {
     stdin_.assign(child->stdin_fd.release());
     pidfd_.assign(child->pidfd.release());
     process_started_ = true;
+    process_span_ = attached_->trace.start_process();
     log("info", "exec.start",
         {{"exec_id", exec_id_}, {"pid", std::to_string(pid_)}, {"argv0", spec_.argv[0]}});
     begin_io();
@@ -436,6 +439,10 @@ void Execution::maybe_ended() {
 void Execution::finish_run() {
   ended_at_ = std::chrono::steady_clock::now();
   exit_ = exit_message();
+  if (process_span_) {
+    end_process_span(*process_span_, *exit_);
+    process_span_.reset();
+  }
   mark_ended();
   const v1::ExitDetails& details = exit_->exit();
   log("info", "exec.exit",

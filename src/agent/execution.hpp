@@ -22,6 +22,7 @@
 #include "agent/output_log.hpp"
 #include "agent/process.hpp"
 #include "agent/redactor.hpp"
+#include "sandbox/tracing.hpp"
 #include "sandbox/v1/sandbox_exec.pb.h"
 
 namespace sandbox::agent {
@@ -161,7 +162,8 @@ class Execution final : public std::enable_shared_from_this<Execution> {
   std::optional<v1::ExecResponse> exit_;  // set once the command ended
   std::optional<grpc::Status> failure_;   // the agent could not start it: no exit to report
   std::shared_ptr<ExecSession> attached_;
-  OutputLog::Cursor last_cursor_;  // of the last call detached: bounds reads while detached
+  std::unique_ptr<Span> process_span_;  // `sandbox.process`, from the spawn to the exit
+  OutputLog::Cursor last_cursor_;       // of the last call detached: bounds reads while detached
   bool process_started_ = false;
   bool reaped_ = false;
   bool kill_started_ = false;
