@@ -100,6 +100,7 @@ void ExecTrace::sending(const v1::ExecResponse& message) noexcept {
       break;
     case v1::ExecResponse::kExitCode:
       set_exit(*server_, message);
+      exit_sent_ = true;
       break;
     default:
       break;
@@ -112,8 +113,11 @@ std::unique_ptr<Span> ExecTrace::start_process() const {
   return tracer_->start_span("sandbox.process", SpanKind::internal, parent.get(), {});
 }
 
-void ExecTrace::end(const grpc::Status& status) noexcept {
+void ExecTrace::end(const grpc::Status& given) noexcept {
   if (!server_) return;
+  // A client ends the RPC itself once it holds the exit: the call did what it was for.
+  const grpc::Status status =
+      exit_sent_ && given.error_code() == grpc::StatusCode::CANCELLED ? grpc::Status::OK : given;
   if (setup_) {
     if (!status.ok()) setup_->set_error(status.error_message());
     setup_->end();

@@ -46,6 +46,7 @@ class ExecTrace {
   std::unique_ptr<Span> setup_;
   std::uint64_t stdout_sent_ = 0;
   std::uint64_t stderr_sent_ = 0;
+  bool exit_sent_ = false;
 };
 
 /// Ends a `sandbox.process` span with the exit the agent reports (`exit` holds `exit_code`).

@@ -6,15 +6,19 @@
 
 #include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
+#include <condition_variable>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "integration/proxied_agent_fixture.hpp"
 #include "opentelemetry/exporters/memory/in_memory_span_data.h"
 #include "opentelemetry/exporters/memory/in_memory_span_exporter_factory.h"
+#include "opentelemetry/sdk/trace/processor.h"
 #include "opentelemetry/sdk/trace/simple_processor_factory.h"
+#include "opentelemetry/sdk/trace/span_data.h"
 #include "opentelemetry/sdk/trace/tracer_provider.h"
 #include "opentelemetry/sdk/trace/tracer_provider_factory.h"
 #include "opentelemetry/trace/scope.h"
@@ -49,19 +53,58 @@ std::string hex(const Id& id) {
   return {buffer, sizeof buffer};
 }
 
-/// Every span a simple processor handed to the in-memory exporter, in end order.
+/// Counts ended SERVER spans, so a test can wait for the agent's side: the agent ends its
+/// span when the call finishes, which may be after the client saw the exit. Added after the
+/// exporter's processor, so a span counted here is already in the exporter.
+class ServerSpanCounter final : public sdktrace::SpanProcessor {
+ public:
+  std::unique_ptr<sdktrace::Recordable> MakeRecordable() noexcept override {
+    return std::make_unique<sdktrace::SpanData>();
+  }
+  void OnStart(sdktrace::Recordable&, const trace_api::SpanContext&) noexcept override {}
+  void OnEnd(std::unique_ptr<sdktrace::Recordable>&& span) noexcept override {
+    const auto* data = static_cast<const sdktrace::SpanData*>(span.get());
+    if (data->GetSpanKind() != trace_api::SpanKind::kServer) return;
+    std::lock_guard lock(mutex_);
+    ++ended_;
+    changed_.notify_all();
+  }
+  bool ForceFlush(std::chrono::microseconds) noexcept override { return true; }
+  bool Shutdown(std::chrono::microseconds) noexcept override { return true; }
+
+  /// Whether `count` SERVER spans ended within `timeout`.
+  bool wait_for(std::size_t count, std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mutex_);
+    return changed_.wait_for(lock, timeout, [&] { return ended_ >= count; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::size_t ended_ = 0;
+};
+
+/// Every span the provider ended, through opentelemetry-cpp's in-memory exporter.
 class SpanCapture {
  public:
   SpanCapture() {
     auto exporter = opentelemetry::exporter::memory::InMemorySpanExporterFactory::Create(data_);
-    provider_ = sdktrace::TracerProviderFactory::Create(
-        sdktrace::SimpleSpanProcessorFactory::Create(std::move(exporter)));
+    std::vector<std::unique_ptr<sdktrace::SpanProcessor>> processors;
+    processors.push_back(sdktrace::SimpleSpanProcessorFactory::Create(std::move(exporter)));
+    auto counter = std::make_unique<ServerSpanCounter>();
+    server_spans_ = counter.get();
+    processors.push_back(std::move(counter));
+    provider_ = sdktrace::TracerProviderFactory::Create(std::move(processors));
   }
 
   /// A sandbox::Tracer recording here.
   std::shared_ptr<Tracer> tracer() { return otel::make_tracer(provider_->GetTracer("test")); }
   /// An OTel tracer of the same provider, for the test's own parent spans.
   auto native() { return provider_->GetTracer("test"); }
+  /// Waits (bounded) until the agent ended `count` SERVER spans; false if it did not.
+  bool wait_for_server_spans(std::size_t count) {
+    return server_spans_->wait_for(count, std::chrono::seconds(10));
+  }
 
   std::vector<SpanRecord> take() {
     std::vector<SpanRecord> records;
@@ -95,6 +138,7 @@ class SpanCapture {
 
  private:
   std::shared_ptr<opentelemetry::exporter::memory::InMemorySpanData> data_;
+  ServerSpanCounter* server_spans_ = nullptr;  // owned by provider_
   std::unique_ptr<sdktrace::TracerProvider> provider_;
 };
 
@@ -135,12 +179,12 @@ class TracingAgentTest : public ProxiedAgent, public ::testing::Test {
         via_proxy);
   }
 
-  /// Every span both sides will end: the runner waits for its calls (client spans end in
-  /// OnDone), the agent's shutdown for its calls and processes (server spans end with the
-  /// call, which may be after the client saw the exit).
-  std::vector<SpanRecord> settled_spans() {
+  /// The spans, once the agent ended `server_spans` SERVER spans and the runner's calls
+  /// are over (client spans end in OnDone, which the runner's destructor waits for).
+  std::vector<SpanRecord> settled_spans(std::size_t server_spans = 1) {
     runner_.reset();
-    agent_->shutdown();
+    EXPECT_TRUE(capture_.wait_for_server_spans(server_spans))
+        << "the agent did not end " << server_spans << " SERVER span(s)";
     return capture_.take();
   }
 
@@ -189,7 +233,7 @@ TEST_F(TracingAgentTest, ClientSpanIsTheParentOfTheAgentsServerSpanAndItsChildre
   EXPECT_EQ(server.name, "sandbox.v1.SandboxExecService/Exec");
   // A non-zero exit is a result, not a failure.
   EXPECT_EQ(client.status, trace_api::StatusCode::kUnset);
-  EXPECT_EQ(server.status, trace_api::StatusCode::kUnset);
+  EXPECT_EQ(server.status, trace_api::StatusCode::kUnset) << server.description;
 
   // The client's key set of §15, exactly (a unix socket: no port, transport unix).
   EXPECT_EQ(
@@ -274,7 +318,7 @@ TEST_F(TracingAgentTest, EachAttemptIsItsOwnClientSpanAndEachReachesTheAgentAsIt
   ASSERT_EQ(result.exit_code(), 0) << result.error_message;
   ASSERT_EQ(result.retries.attempts, 2u);
 
-  const auto spans = settled_spans();
+  const auto spans = settled_spans(2);
   const SpanRecord* caller = named(spans, "caller");
   ASSERT_NE(caller, nullptr);
   auto clients = of_kind(spans, trace_api::SpanKind::kClient);
