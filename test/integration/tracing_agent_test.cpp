@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -272,6 +273,39 @@ TEST_F(TracingAgentTest, ClientSpanIsTheParentOfTheAgentsServerSpanAndItsChildre
   EXPECT_EQ(server.numbers.at("sandbox.stdout.bytes_sent"), 3);
   EXPECT_EQ(server.numbers.at("sandbox.stderr.bytes_sent"), 2);
   EXPECT_EQ(process->numbers.at("sandbox.exit_code"), 3);
+}
+
+TEST_F(TracingAgentTest, AStreamIsTracedLikeAnExecAndItsParentIsTheSpanActiveAtStream) {
+  start(false);
+  auto parent = capture_.native()->StartSpan("caller");
+  std::optional<ExecStream> stream;
+  {
+    trace_api::Scope scope(parent);
+    stream.emplace(runner_->stream({"sh", "-c", "head -c 200000 /dev/zero"}));
+  }
+  // Consumed outside the scope: the parent is the one captured when stream() was called.
+  std::uint64_t received = 0;
+  for (;;) {
+    auto [ec, chunk] = run_bounded(io_, stream->next(as_tuple(asio::use_awaitable)));
+    ASSERT_FALSE(ec) << ec.message();
+    if (!chunk) break;
+    received += chunk->data.size();
+  }
+  parent->End();
+  ASSERT_EQ(received, 200000u);
+
+  const auto spans = settled_spans();
+  const SpanRecord* caller = named(spans, "caller");
+  ASSERT_NE(caller, nullptr);
+  const auto clients = of_kind(spans, trace_api::SpanKind::kClient);
+  const auto servers = of_kind(spans, trace_api::SpanKind::kServer);
+  ASSERT_EQ(clients.size(), 1u);
+  ASSERT_EQ(servers.size(), 1u);
+  EXPECT_EQ(clients[0].parent_id, caller->span_id);
+  EXPECT_EQ(servers[0].parent_id, clients[0].span_id);
+  EXPECT_EQ(clients[0].numbers.at("sandbox.stdout.bytes_received"), 200000);
+  EXPECT_EQ(servers[0].numbers.at("sandbox.stdout.bytes_sent"), 200000);
+  EXPECT_EQ(clients[0].numbers.at("sandbox.exit_code"), 0);
 }
 
 TEST_F(TracingAgentTest, AnAgentRefusalIsAnErrorSpanOnBothSidesWithoutAProcessSpan) {
