@@ -5,6 +5,7 @@
 //   --short            every row, few iterations, 8 MiB bulk transfers (seconds; CTest)
 //   --separate_server  run the server in a child process, so `cpu_us_per_*` is the client's
 //                      CPU alone and `server_cpu_us_per_*` the server's
+//   --memory ...       one memory row in this process, the server in a child (memory.cpp)
 //
 // Rows are `<workload>/<client>`; bench/ratios.py turns a JSON run into SDK/raw ratios.
 
@@ -140,7 +141,18 @@ void register_rows() {
 
 }  // namespace
 
+namespace bench {
+int run_memory(const std::vector<std::string>& args);
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "--memory") == 0) {
+    // Forked before this process touches gRPC; only the client's memory is measured here.
+    ServerProcess server_process;
+    bench::server_address() = server_process.address();
+    bench::server_pid() = server_process.pid();
+    return bench::run_memory(std::vector<std::string>(argv + 2, argv + argc));
+  }
   bool short_mode = false;
   bool separate_server = false;
   std::vector<char*> args;
