@@ -5,6 +5,9 @@
 //   --short            every row, few iterations, 8 MiB bulk transfers (seconds; CTest)
 //   --separate_server  run the server in a child process, so `cpu_us_per_*` is the client's
 //                      CPU alone and `server_cpu_us_per_*` the server's
+//   --memory ...       one memory row in this process, the server in a child (memory.cpp)
+//   --iterations=N     every row runs N iterations (for instruction counts under callgrind:
+//                      the difference of two runs with different N is per-iteration work)
 //
 // Rows are `<workload>/<client>`; bench/ratios.py turns a JSON run into SDK/raw ratios.
 
@@ -16,6 +19,7 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -140,15 +144,29 @@ void register_rows() {
 
 }  // namespace
 
+namespace bench {
+int run_memory(const std::vector<std::string>& args);
+}
+
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "--memory") == 0) {
+    // Forked before this process touches gRPC; only the client's memory is measured here.
+    ServerProcess server_process;
+    bench::server_address() = server_process.address();
+    bench::server_pid() = server_process.pid();
+    return bench::run_memory(std::vector<std::string>(argv + 2, argv + argc));
+  }
   bool short_mode = false;
   bool separate_server = false;
+  int iterations = 0;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     if (std::strcmp(argv[i], "--short") == 0) {
       short_mode = true;
     } else if (std::strcmp(argv[i], "--separate_server") == 0) {
       separate_server = true;
+    } else if (std::strncmp(argv[i], "--iterations=", 13) == 0) {
+      iterations = std::atoi(argv[i] + 13);
     } else {
       args.push_back(argv[i]);
     }
@@ -159,6 +177,9 @@ int main(int argc, char** argv) {
     w.tiny_iterations = 200;
     w.concurrent_iterations = 10;
     w.bulk_iterations = 1;
+  }
+  if (iterations > 0) {
+    w.tiny_iterations = w.concurrent_iterations = w.bulk_iterations = iterations;
   }
   int n = static_cast<int>(args.size());
   benchmark::Initialize(&n, args.data());

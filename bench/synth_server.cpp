@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <charconv>
+#include <mutex>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "sandbox/v1/sandbox_exec.grpc.pb.h"
 
@@ -22,10 +25,46 @@ bool parse_u64(const std::string& text, std::uint64_t& out) {
   return ec == std::errc{} && ptr == end;
 }
 
+class SynthReactor;
+
+/// The calls of argv `{"synth_hold"}`: each sent `started` and waits for a release.
+class HeldCalls {
+ public:
+  void add(SynthReactor* call) {
+    std::lock_guard lock(mutex_);
+    held_.push_back(call);
+  }
+  std::size_t count() {
+    std::lock_guard lock(mutex_);
+    return held_.size();
+  }
+  /// Finishes every held call with exit code 0; returns how many there were.
+  std::size_t release_all();
+
+ private:
+  std::mutex mutex_;
+  std::vector<SynthReactor*> held_;
+};
+
 class SynthReactor final : public grpc::ServerWriteReactor<v1::ExecResponse> {
  public:
-  SynthReactor(const v1::ExecRequest& request, const std::string& payload) : payload_(payload) {
+  SynthReactor(const v1::ExecRequest& request, const std::string& payload, HeldCalls& held)
+      : payload_(payload), held_(held) {
     const auto& argv = request.command();
+    if (argv.size() == 1 && (argv[0] == "synth_held" || argv[0] == "synth_release")) {
+      // A control call: its stdout is the number of calls held (before releasing them).
+      const auto n = argv[0] == "synth_held" ? held.count() : held.release_all();
+      message_.set_stdout(std::to_string(n));
+      total_ = sent_ = message_.stdout().size();
+      StartWrite(&message_);
+      return;
+    }
+    if (argv.size() == 1 && argv[0] == "synth_hold") {
+      hold_ = true;
+      message_.mutable_started()->set_exec_id(request.exec_id());
+      StartWrite(&message_);
+      return;
+    }
     if (argv.size() != 3 || argv[0] != "synth" || !parse_u64(argv[1], total_) ||
         !parse_u64(argv[2], chunk_) || chunk_ == 0 || chunk_ > kMaxChunk) {
       Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
@@ -44,6 +83,12 @@ class SynthReactor final : public grpc::ServerWriteReactor<v1::ExecResponse> {
       Finish(grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
       return;
     }
+    if (std::exchange(hold_, false)) {
+      // No write in flight from here on: release() may write the exit from its thread. A
+      // callback server calls OnDone only after Finish, so the held call stays alive.
+      held_.add(this);
+      return;
+    }
     if (sent_ < total_) {
       const auto n = std::min(chunk_, total_ - sent_);
       // The stdout field keeps its bytes between writes: only the last, shorter chunk (or
@@ -56,6 +101,16 @@ class SynthReactor final : public grpc::ServerWriteReactor<v1::ExecResponse> {
       StartWrite(&message_);
       return;
     }
+    finish_with_exit();
+  }
+
+  void OnDone() override { delete this; }
+
+  /// Ends a held call: the exit, then OK.
+  void release() { finish_with_exit(); }
+
+ private:
+  void finish_with_exit() {
     message_.Clear();
     message_.set_exit_code(0);
     auto* exit = message_.mutable_exit();
@@ -64,15 +119,25 @@ class SynthReactor final : public grpc::ServerWriteReactor<v1::ExecResponse> {
     StartWriteAndFinish(&message_, grpc::WriteOptions(), grpc::Status::OK);
   }
 
-  void OnDone() override { delete this; }
-
- private:
   const std::string& payload_;
+  HeldCalls& held_;
+  bool hold_ = false;
   v1::ExecResponse message_;
   std::uint64_t total_ = 0;
   std::uint64_t chunk_ = 0;
   std::uint64_t sent_ = 0;
 };
+
+std::size_t HeldCalls::release_all() {
+  std::vector<SynthReactor*> calls;
+  {
+    std::lock_guard lock(mutex_);
+    calls.swap(held_);
+  }
+  // Outside the lock: a write may run reactions inline.
+  for (auto* call : calls) call->release();
+  return calls.size();
+}
 
 }  // namespace
 
@@ -84,10 +149,13 @@ class SynthServer::Service final : public v1::SandboxExecService::CallbackServic
  public:
   grpc::ServerWriteReactor<v1::ExecResponse>* Exec(grpc::CallbackServerContext* /*context*/,
                                                    const v1::ExecRequest* request) override {
-    return new SynthReactor(*request, payload_);
+    return new SynthReactor(*request, payload_, held_);
   }
 
+  void release_all() { held_.release_all(); }
+
  private:
+  HeldCalls held_;
   const std::string payload_ = std::string(kMaxChunk, 'x');
 };
 
@@ -106,6 +174,7 @@ SynthServer::SynthServer() : service_(std::make_unique<Service>()) {
 }
 
 SynthServer::~SynthServer() {
+  service_->release_all();  // a held call would keep Shutdown waiting
   server_->Shutdown();
   server_->Wait();
 }

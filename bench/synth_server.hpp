@@ -20,6 +20,10 @@ std::vector<std::string> synth_argv(std::uint64_t total_bytes, std::uint64_t chu
 /// `{"synth", "<total_bytes>", "<chunk_bytes>"}` it sends `started`, the stdout chunks with
 /// their offsets, then `exit_code` 0 with `ExitDetails`, and finishes with OK. Exactly one
 /// write is in flight per call; `OnWriteDone` starts the next one.
+///
+/// For the in-flight memory row: `{"synth_hold"}` sends `started` and holds the call open;
+/// `{"synth_held"}` answers the number of held calls as its stdout, `{"synth_release"}`
+/// the same and then ends every held call with exit code 0.
 class SynthServer {
  public:
   SynthServer();

@@ -182,6 +182,11 @@ class ExecOperation final : public Operation, public CallBase {
   // collected so far, so the parts below never overlap.
   void on_read(Attempt& attempt, bool ok) override {
     if (!ok) return;  // OnDone follows with the status
+    if (completed_) {
+      // A message after the exit: the agent keeps the stream open, the client ends it.
+      cancel_with(CancelReason::exited);
+      return;
+    }
     v1::ExecResponse& response = attempt.response;
     switch (attempt.sequence.accept(response)) {
       case ResponseKind::started:
@@ -203,7 +208,9 @@ class ExecOperation final : public Operation, public CallBase {
         result_.status.stderr_truncated |= stderr_cut;
         info_ = attempt.sequence.info();
         complete({}, {});
-        cancel_with(CancelReason::exited);
+        // One more read, which the status ends at once: cancelling the RPC here instead
+        // cost a cancellation through gRPC's stack for every exec.
+        attempt.read_next();
         return;
       }
       case ResponseKind::violation:
