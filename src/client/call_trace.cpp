@@ -120,10 +120,7 @@ void trace_started(Span& span, const v1::Started& started) noexcept {
 void trace_attempt_end(Span& span, const ResponseSequence& sequence, std::uint64_t resumed_stdout,
                        std::uint64_t resumed_stderr, const grpc::Status& status,
                        const AttemptEnd& end) noexcept {
-  // Once the exit arrived the SDK ends the RPC itself (CANCELLED, locally) instead of
-  // waiting for the trailers: the RPC did what it was for.
-  const auto code = sequence.exited() ? grpc::StatusCode::OK : status.error_code();
-  span.set_attribute("rpc.grpc.status_code", static_cast<std::int64_t>(code));
+  span.set_attribute("rpc.grpc.status_code", static_cast<std::int64_t>(status.error_code()));
   if (const ExecInfo& info = sequence.info(); !info.effective_profile.empty()) {
     span.set_attribute("sandbox.profile.effective", std::string_view(info.effective_profile));
   }

@@ -54,35 +54,37 @@ std::string hex(const Id& id) {
   return {buffer, sizeof buffer};
 }
 
-/// Counts ended SERVER spans, so a test can wait for the agent's side: the agent ends its
-/// span when the call finishes, which may be after the client saw the exit. Added after the
+/// Counts ended CLIENT and SERVER spans, so a test can wait for both sides: each ends its
+/// span when its RPC is over, which may be after the caller saw the exit. Added after the
 /// exporter's processor, so a span counted here is already in the exporter.
-class ServerSpanCounter final : public sdktrace::SpanProcessor {
+class RpcSpanCounter final : public sdktrace::SpanProcessor {
  public:
   std::unique_ptr<sdktrace::Recordable> MakeRecordable() noexcept override {
     return std::make_unique<sdktrace::SpanData>();
   }
   void OnStart(sdktrace::Recordable&, const trace_api::SpanContext&) noexcept override {}
   void OnEnd(std::unique_ptr<sdktrace::Recordable>&& span) noexcept override {
-    const auto* data = static_cast<const sdktrace::SpanData*>(span.get());
-    if (data->GetSpanKind() != trace_api::SpanKind::kServer) return;
+    const auto kind = static_cast<const sdktrace::SpanData*>(span.get())->GetSpanKind();
     std::lock_guard lock(mutex_);
-    ++ended_;
+    if (kind == trace_api::SpanKind::kClient) ++clients_;
+    if (kind == trace_api::SpanKind::kServer) ++servers_;
     changed_.notify_all();
   }
   bool ForceFlush(std::chrono::microseconds) noexcept override { return true; }
   bool Shutdown(std::chrono::microseconds) noexcept override { return true; }
 
-  /// Whether `count` SERVER spans ended within `timeout`.
-  bool wait_for(std::size_t count, std::chrono::milliseconds timeout) {
+  /// Whether `clients` CLIENT and `servers` SERVER spans ended within `timeout`.
+  bool wait_for(std::size_t clients, std::size_t servers, std::chrono::milliseconds timeout) {
     std::unique_lock lock(mutex_);
-    return changed_.wait_for(lock, timeout, [&] { return ended_ >= count; });
+    return changed_.wait_for(lock, timeout,
+                             [&] { return clients_ >= clients && servers_ >= servers; });
   }
 
  private:
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::size_t ended_ = 0;
+  std::size_t clients_ = 0;
+  std::size_t servers_ = 0;
 };
 
 /// Every span the provider ended, through opentelemetry-cpp's in-memory exporter.
@@ -92,8 +94,8 @@ class SpanCapture {
     auto exporter = opentelemetry::exporter::memory::InMemorySpanExporterFactory::Create(data_);
     std::vector<std::unique_ptr<sdktrace::SpanProcessor>> processors;
     processors.push_back(sdktrace::SimpleSpanProcessorFactory::Create(std::move(exporter)));
-    auto counter = std::make_unique<ServerSpanCounter>();
-    server_spans_ = counter.get();
+    auto counter = std::make_unique<RpcSpanCounter>();
+    rpc_spans_ = counter.get();
     processors.push_back(std::move(counter));
     provider_ = sdktrace::TracerProviderFactory::Create(std::move(processors));
   }
@@ -102,9 +104,9 @@ class SpanCapture {
   std::shared_ptr<Tracer> tracer() { return otel::make_tracer(provider_->GetTracer("test")); }
   /// An OTel tracer of the same provider, for the test's own parent spans.
   auto native() { return provider_->GetTracer("test"); }
-  /// Waits (bounded) until the agent ended `count` SERVER spans; false if it did not.
-  bool wait_for_server_spans(std::size_t count) {
-    return server_spans_->wait_for(count, std::chrono::seconds(10));
+  /// Waits (bounded) until `clients` CLIENT and `servers` SERVER spans ended; false if not.
+  bool wait_for_rpc_spans(std::size_t clients, std::size_t servers) {
+    return rpc_spans_->wait_for(clients, servers, std::chrono::seconds(10));
   }
 
   std::vector<SpanRecord> take() {
@@ -139,7 +141,7 @@ class SpanCapture {
 
  private:
   std::shared_ptr<opentelemetry::exporter::memory::InMemorySpanData> data_;
-  ServerSpanCounter* server_spans_ = nullptr;  // owned by provider_
+  RpcSpanCounter* rpc_spans_ = nullptr;  // owned by provider_
   std::unique_ptr<sdktrace::TracerProvider> provider_;
 };
 
@@ -180,12 +182,12 @@ class TracingAgentTest : public ProxiedAgent, public ::testing::Test {
         via_proxy);
   }
 
-  /// The spans, once the agent ended `server_spans` SERVER spans and the runner's calls
-  /// are over (client spans end in OnDone, which the runner's destructor waits for).
-  std::vector<SpanRecord> settled_spans(std::size_t server_spans = 1) {
-    runner_.reset();
-    EXPECT_TRUE(capture_.wait_for_server_spans(server_spans))
-        << "the agent did not end " << server_spans << " SERVER span(s)";
+  /// The spans, once `rpcs` CLIENT and SERVER spans each ended: an RPC may still be
+  /// reading its trailers after the caller saw the exit (closing the runner then would
+  /// cancel it).
+  std::vector<SpanRecord> settled_spans(std::size_t rpcs = 1) {
+    EXPECT_TRUE(capture_.wait_for_rpc_spans(rpcs, rpcs))
+        << "not every RPC's CLIENT and SERVER span ended (" << rpcs << " each expected)";
     return capture_.take();
   }
 
