@@ -11,3 +11,12 @@ sandbox_add_test(tracing_tests
   LIBS sandbox_opentelemetry sandbox_client sandbox_test_support sandbox_fakes
        opentelemetry-cpp::sdk opentelemetry-cpp::trace opentelemetry-cpp::in_memory_span_exporter
   LABELS tracing)
+
+# The SDK exporting over OTLP/gRPC (OtlpExport) to a collector in the test, built from the
+# OTLP protos of libopentelemetry-proto-dev: their code is in libopentelemetry_proto*.so,
+# which the exporter links too (compiling the .pb.cc again would register them twice).
+sandbox_add_test(tracing_otlp_tests
+  SOURCES integration/otlp_export_test.cpp
+  LIBS sandbox_opentelemetry sandbox_client sandbox_test_support sandbox_fakes
+       opentelemetry-cpp::proto_grpc
+  LABELS tracing)

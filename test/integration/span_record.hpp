@@ -21,6 +21,8 @@ struct SpanEventRecord {
 
 /// One finished span. Ids are lowercase hex (32 / 16 digits); a root's parent is "".
 struct SpanRecord {
+  std::string service;  // the resource's service.name (OTLP only)
+  std::string scope;    // the instrumentation scope's name (OTLP only)
   std::string name;
   std::string kind;  // "client", "server", "internal", "producer", "consumer"
   std::string trace_id;
