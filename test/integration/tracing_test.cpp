@@ -555,6 +555,18 @@ TEST(TracingAdapterTest, AsParentMakesChildrenAndEventsAndErrorsAreRecorded) {
   EXPECT_EQ(outers[0].attributes.at("sandbox.retry.attach_only"), SpanValue(true));
 }
 
+TEST(TracingAdapterTest, NullTracerGivesSpansThatRecordNothing) {
+  const auto tracer = otel::make_tracer(nostd::shared_ptr<api::Tracer>());
+  auto span = tracer->start_span("nothing", SpanKind::client, nullptr, {});
+  std::map<std::string, std::string> metadata;
+  span->inject([&](std::string_view key, std::string_view value) {
+    metadata[std::string(key)] = std::string(value);
+  });
+  span->set_attribute("sandbox.exit_code", std::int64_t{0});
+  span->end();
+  EXPECT_EQ(metadata.count("traceparent"), 0u) << "a span that records nothing has no context";
+}
+
 TEST(TracingAdapterTest, OtlpEndpointFromEnvironmentPrefersTheTracesVariable) {
   ::setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://general:4317", 1);
   ::unsetenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
