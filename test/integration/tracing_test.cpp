@@ -8,6 +8,7 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
+#include <atomic>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -468,6 +469,35 @@ TEST(TracingFakeAgentTest, EveryAttemptCarriesItsOwnSpansTraceparent) {
   }
   EXPECT_EQ(spans[0].trace_id, hex(parent->GetContext().trace_id()));
   EXPECT_NE(spans[0].span_id, spans[1].span_id);
+}
+
+// The first exit_code ends the call and the SDK cancels the RPC: the attempt's status is
+// CANCELLED on the wire (or OK when the agent's trailers won the race), yet the call is a
+// success, and its span says OK. An agent that never finishes the stream makes it certain.
+TEST(TracingFakeAgentTest, AnAttemptThatReceivedTheExitHasStatusCodeOkThoughTheSdkCancelledIt) {
+  InMemoryTracing tracing;
+  std::atomic<int> cancels_seen{0};
+  FakeAgent agent(exiting_then_holding_open(cancels_seen, 5));
+  RemoteRunnerConfig config = runner_config(agent);
+  config.tracer = tracing.sdk_tracer();
+  asio::io_context io;
+  std::error_code ec;
+  ExecResult result;
+  {
+    RemoteRunner runner(io.get_executor(), config);
+    std::tie(ec, result) = run_bounded(
+        io, runner.exec(Command{"anything"}, asio::experimental::as_tuple(asio::use_awaitable)),
+        30s);
+  }
+
+  ASSERT_FALSE(ec) << ec.message() << ": " << result.error_message;
+  ASSERT_TRUE(eventually([&] { return cancels_seen.load() > 0; }))
+      << "the agent never saw the SDK cancel the RPC after the exit";
+  const auto spans = tracing.wait_for(1);
+  ASSERT_EQ(spans.size(), 1u);
+  EXPECT_EQ(spans[0].number("rpc.grpc.status_code"), 0);
+  EXPECT_EQ(spans[0].number("sandbox.exit_code"), 5);
+  EXPECT_FALSE(spans[0].error) << spans[0].status_description;
 }
 
 TEST(TracingFakeAgentTest, WithoutATracerNoTraceparentIsSent) {
