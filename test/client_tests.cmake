@@ -6,7 +6,7 @@ target_include_directories(sandbox_fakes PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 
 sandbox_add_test(client_unit_tests
   SOURCES unit/client_request_test.cpp unit/response_sequence_test.cpp unit/error_test.cpp
-          unit/cancel_policy_test.cpp unit/retry_fsm_test.cpp
+          unit/cancel_policy_test.cpp unit/retry_fsm_test.cpp unit/call_trace_test.cpp
   LIBS sandbox_client sandbox_proto sandbox_fakes
   LABELS unit)
 

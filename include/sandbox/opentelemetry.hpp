@@ -107,7 +107,10 @@ class OtlpExport {
   [[nodiscard]] opentelemetry::nostd::shared_ptr<opentelemetry::trace::TracerProvider> provider()
       const;
 
-  /// Exports every span ended so far; waits at most `timeout`. Whether all were exported.
+  /// Hands every span ended so far to the exporter and waits (at most `timeout`) until it
+  /// is done. False: `timeout` passed first. A collector that refused or never got the spans
+  /// still gives true; opentelemetry-cpp reports failed exports only in its own log
+  /// (stderr, `[Error] ... Export() failed`).
   bool force_flush(std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
   /// The endpoint given to the constructor.

@@ -19,8 +19,8 @@ using AttributeValue = std::variant<bool, std::int64_t, std::string_view>;
 
 /// One attribute: a key from docs/behavior.md §15 and its value.
 struct Attribute {
-  std::string_view key;
-  AttributeValue value;
+  std::string_view key;  ///< e.g. `sandbox.exec_id`
+  AttributeValue value;  ///< its value, of the type §15 gives the key
 };
 
 /// The role of a span in a trace (OTel's SpanKind).

@@ -120,7 +120,12 @@ void trace_started(Span& span, const v1::Started& started) noexcept {
 void trace_attempt_end(Span& span, const ResponseSequence& sequence, std::uint64_t resumed_stdout,
                        std::uint64_t resumed_stderr, const grpc::Status& status,
                        const AttemptEnd& end) noexcept {
-  span.set_attribute("rpc.grpc.status_code", static_cast<std::int64_t>(status.error_code()));
+  // An RPC cancelled after its exit arrived (the runner closed while it read the trailers)
+  // did what it was for: OK, like the agent's span of it.
+  const grpc::StatusCode code =
+      sequence.exited() && status.error_code() == grpc::StatusCode::CANCELLED ? grpc::StatusCode::OK
+                                                                              : status.error_code();
+  span.set_attribute("rpc.grpc.status_code", static_cast<std::int64_t>(code));
   if (const ExecInfo& info = sequence.info(); !info.effective_profile.empty()) {
     span.set_attribute("sandbox.profile.effective", std::string_view(info.effective_profile));
   }

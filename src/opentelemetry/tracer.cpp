@@ -156,7 +156,11 @@ class OtelSpan final : public Span {
 class OtelTracer final : public Tracer {
  public:
   explicit OtelTracer(nostd::shared_ptr<api::Tracer> tracer) : tracer_(std::move(tracer)) {
-    if (!tracer_) tracer_ = nostd::shared_ptr<api::Tracer>(new api::NoopTracer());
+    // Through std::shared_ptr: NoopTracer::StartSpan calls shared_from_this().
+    if (!tracer_) {
+      tracer_ = nostd::shared_ptr<api::Tracer>(
+          std::shared_ptr<api::Tracer>(std::make_shared<api::NoopTracer>()));
+    }
   }
 
   std::shared_ptr<const SpanParent> current() const override {

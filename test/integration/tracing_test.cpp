@@ -1,0 +1,613 @@
+// The SDK's CLIENT spans (docs/behavior.md §15) through sandbox::opentelemetry into
+// opentelemetry-cpp's in-memory exporter: the real sandbox-agent binary behind a FaultProxy
+// for names, kinds, parents, §15's exact attribute sets, errors and retries; the scripted
+// fake agent for what reaches the agent's metadata (traceparent on every attempt).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/io_context.hpp>
+#include <asio/use_awaitable.hpp>
+#include <atomic>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "fakes/fake_agent.hpp"
+#include "fakes/io_harness.hpp"
+#include "integration/span_record.hpp"
+#include "opentelemetry/exporters/memory/in_memory_span_exporter.h"
+#include "opentelemetry/sdk/trace/simple_processor_factory.h"
+#include "opentelemetry/sdk/trace/span_data.h"
+#include "opentelemetry/sdk/trace/tracer_provider.h"
+#include "opentelemetry/trace/scope.h"
+#include "sandbox/opentelemetry.hpp"
+#include "sandbox/sandbox.hpp"
+#include "support/agent_process.hpp"
+#include "support/fault_proxy.hpp"
+#include "support/temp_dir.hpp"
+
+namespace sandbox::test {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::AllOf;
+using ::testing::Contains;
+using ::testing::Each;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+namespace api = opentelemetry::trace;
+namespace sdktrace = opentelemetry::sdk::trace;
+namespace memory = opentelemetry::exporter::memory;
+namespace nostd = opentelemetry::nostd;
+
+constexpr const char* kExecSpanName = "sandbox.v1.SandboxExecService/Exec";
+
+template <std::size_t N>
+std::string hex(const std::array<char, N>& digits) {
+  return std::string(digits.data(), digits.size());
+}
+std::string hex(api::TraceId id) {
+  std::array<char, 32> digits{};
+  id.ToLowerBase16(digits);
+  return hex(digits);
+}
+std::string hex(api::SpanId id) {
+  if (!id.IsValid()) return {};
+  std::array<char, 16> digits{};
+  id.ToLowerBase16(digits);
+  return hex(digits);
+}
+
+std::string kind_name(api::SpanKind kind) {
+  switch (kind) {
+    case api::SpanKind::kClient:
+      return "client";
+    case api::SpanKind::kServer:
+      return "server";
+    case api::SpanKind::kInternal:
+      return "internal";
+    case api::SpanKind::kProducer:
+      return "producer";
+    case api::SpanKind::kConsumer:
+      return "consumer";
+  }
+  return "?";
+}
+
+template <typename Map>
+std::map<std::string, SpanValue> values_of(const Map& attributes) {
+  std::map<std::string, SpanValue> out;
+  for (const auto& [key, value] : attributes) {
+    if (const auto* b = nostd::get_if<bool>(&value)) {
+      out[key] = *b;
+    } else if (const auto* i = nostd::get_if<std::int64_t>(&value)) {
+      out[key] = *i;
+    } else if (const auto* i32 = nostd::get_if<std::int32_t>(&value)) {
+      out[key] = std::int64_t{*i32};
+    } else if (const auto* s = nostd::get_if<std::string>(&value)) {
+      out[key] = *s;
+    } else {
+      out[key] = std::string("<a type §15 does not use>");
+    }
+  }
+  return out;
+}
+
+SpanRecord record_of(const sdktrace::SpanData& span) {
+  SpanRecord record;
+  record.name = std::string(span.GetName());
+  record.kind = kind_name(span.GetSpanKind());
+  record.trace_id = hex(span.GetTraceId());
+  record.span_id = hex(span.GetSpanId());
+  record.parent_span_id = hex(span.GetParentSpanId());
+  record.error = span.GetStatus() == api::StatusCode::kError;
+  record.status_description = std::string(span.GetDescription());
+  record.attributes = values_of(span.GetAttributes());
+  for (const auto& event : span.GetEvents()) {
+    record.events.push_back({std::string(event.GetName()), values_of(event.GetAttributes())});
+  }
+  return record;
+}
+
+// An OTel SDK pipeline of the test's own: tracer provider -> simple processor -> memory.
+class InMemoryTracing {
+ public:
+  InMemoryTracing() {
+    auto exporter = std::make_unique<memory::InMemorySpanExporter>(10000);
+    data_ = exporter->GetData();
+    provider_ = std::make_shared<sdktrace::TracerProvider>(
+        sdktrace::SimpleSpanProcessorFactory::Create(std::move(exporter)));
+  }
+  ~InMemoryTracing() { provider_->Shutdown(); }
+
+  // The test's own spans (the caller's active span).
+  nostd::shared_ptr<api::Tracer> app_tracer() { return provider_->GetTracer("tracing-test"); }
+  // What RemoteRunnerConfig::tracer gets.
+  std::shared_ptr<Tracer> sdk_tracer() {
+    return otel::make_tracer(provider_->GetTracer("sandbox-exec", SANDBOX_VERSION_STRING));
+  }
+
+  // Every span finished so far, in the order they ended.
+  std::vector<SpanRecord> spans() {
+    std::lock_guard lock(mutex_);
+    for (const auto& span : data_->GetSpans()) taken_.push_back(record_of(*span));
+    return taken_;
+  }
+  // The spans named `name`, once there are `n` of them (bounded); a failure says how many.
+  std::vector<SpanRecord> wait_for(std::size_t n, const std::string& name = kExecSpanName) {
+    std::vector<SpanRecord> named;
+    const bool arrived = eventually(
+        [&] {
+          named.clear();
+          for (SpanRecord& span : spans()) {
+            if (span.name == name) named.push_back(span);
+          }
+          return named.size() >= n;
+        },
+        10s);
+    EXPECT_TRUE(arrived) << n << " spans named " << name << " did not end within 10 s; "
+                         << named.size() << " did";
+    return named;
+  }
+
+ private:
+  std::shared_ptr<memory::InMemorySpanData> data_;
+  std::shared_ptr<sdktrace::TracerProvider> provider_;
+  std::mutex mutex_;
+  std::vector<SpanRecord> taken_;
+};
+
+// A value no span should hold: random, so no attribute holds it by chance.
+std::string distinctive(std::string_view prefix) {
+  static std::mt19937_64 random{std::random_device{}()};
+  return std::string(prefix) + std::to_string(random());
+}
+
+// The real agent binary (unconfined, sandbox id "trace-box", secret store in its temporary
+// directory), a FaultProxy in front of it (TCP), and the in-memory pipeline. Members are
+// destroyed io_context first: runners live in the tests' scopes.
+class TracingAgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    secrets_ = dir_.path() / "secrets";
+    std::filesystem::create_directories(secrets_);
+    std::filesystem::create_directories(dir_.path() / "ws");
+    agent_ = std::make_unique<AgentProcess>(std::vector<std::string>{
+        "--allow-unauthenticated", "--workspace", (dir_.path() / "ws").string(), "--sandbox",
+        "none", "--sandbox-id", "trace-box", "--secrets-dir", secrets_.string()});
+    proxy_ = std::make_unique<FaultProxy>(agent_->address());
+  }
+
+  RemoteRunnerConfig config() {
+    RemoteRunnerConfig config;
+    config.address = proxy_->address();
+    config.profile = "none";
+    config.tracer = tracing_.sdk_tracer();
+    config.default_deadline = 30s;
+    return config;
+  }
+
+  std::tuple<std::error_code, ExecResult> exec(RemoteRunner& runner, Command command) {
+    return run_bounded(
+        io_, runner.exec(std::move(command), asio::experimental::as_tuple(asio::use_awaitable)),
+        30s);
+  }
+
+  // `exec` with a span of the test's active around it (as an application's request span
+  // would be); the span ends after the call. Returns the exec's outcome and the span.
+  struct UnderParent {
+    std::error_code error;
+    ExecResult result;
+    std::string trace_id;
+    std::string span_id;
+  };
+  UnderParent exec_under_parent(RemoteRunner& runner, Command command) {
+    auto parent = tracing_.app_tracer()->StartSpan("caller");
+    UnderParent out;
+    {
+      api::Scope active(parent);
+      std::tie(out.error, out.result) = exec(runner, std::move(command));
+    }
+    out.trace_id = hex(parent->GetContext().trace_id());
+    out.span_id = hex(parent->GetContext().span_id());
+    parent->End();
+    return out;
+  }
+
+  std::uint16_t port() const { return proxy_->port(); }
+
+  InMemoryTracing tracing_;
+  TempDir dir_;
+  std::filesystem::path secrets_;
+  std::unique_ptr<AgentProcess> agent_;
+  std::unique_ptr<FaultProxy> proxy_;
+  asio::io_context io_;
+};
+
+TEST_F(TracingAgentTest, ExecIsOneClientSpanChildOfTheCallersSpanWithSection15sKeys) {
+  RemoteRunner runner(io_.get_executor(), config());
+
+  const UnderParent call =
+      exec_under_parent(runner, Command{"sh", "-c", "printf hello; printf oops >&2; exit 3"});
+
+  ASSERT_FALSE(call.error) << call.error.message() << ": " << call.result.error_message;
+  ASSERT_EQ(call.result.exit_code(), 3);
+  const auto spans = tracing_.wait_for(1);
+  ASSERT_EQ(spans.size(), 1u);
+  const SpanRecord& span = spans[0];
+  EXPECT_EQ(span.kind, "client");
+  EXPECT_EQ(span.trace_id, call.trace_id);
+  EXPECT_EQ(span.parent_span_id, call.span_id);
+  EXPECT_EQ(span.keys(), client_span_keys_of_an_exit());
+  EXPECT_EQ(span.text("rpc.system"), "grpc");
+  EXPECT_EQ(span.text("rpc.service"), "sandbox.v1.SandboxExecService");
+  EXPECT_EQ(span.text("rpc.method"), "Exec");
+  EXPECT_EQ(span.number("rpc.grpc.status_code"), 0);
+  EXPECT_EQ(span.text("server.address"), "127.0.0.1");
+  EXPECT_EQ(span.number("server.port"), port());
+  EXPECT_EQ(span.text("sandbox.id"), "trace-box");
+  EXPECT_EQ(span.text("sandbox.exec_id"), call.result.info.exec_id);
+  EXPECT_FALSE(call.result.info.exec_id.empty());
+  EXPECT_EQ(span.text("sandbox.profile.requested"), "none");
+  EXPECT_EQ(span.text("sandbox.profile.effective"), "none");
+  EXPECT_EQ(span.number("sandbox.exit_code"), 3);
+  EXPECT_EQ(span.attributes.at("sandbox.timed_out"), SpanValue(false));
+  EXPECT_EQ(span.number("sandbox.retry.attempt"), 1);
+  EXPECT_EQ(span.number("sandbox.stdout.bytes_received"), 5);
+  EXPECT_EQ(span.number("sandbox.stderr.bytes_received"), 4);
+  // A non-zero exit is a result, not a failure.
+  EXPECT_FALSE(span.error) << span.status_description;
+  ASSERT_EQ(span.events.size(), 1u);
+  EXPECT_EQ(span.events[0].name, "sandbox.started");
+}
+
+TEST_F(TracingAgentTest, WithoutAnActiveSpanTheExecSpanIsARoot) {
+  RemoteRunner runner(io_.get_executor(), config());
+
+  auto [ec, result] = exec(runner, Command{"true"});
+
+  ASSERT_FALSE(ec) << ec.message() << ": " << result.error_message;
+  const auto spans = tracing_.wait_for(1);
+  ASSERT_EQ(spans.size(), 1u);
+  EXPECT_EQ(spans[0].parent_span_id, "");
+  EXPECT_EQ(spans[0].trace_id.size(), 32u);
+}
+
+TEST_F(TracingAgentTest, CommandTimeoutIsTimedOutAndExit124NotAnError) {
+  RemoteRunner runner(io_.get_executor(), config());
+  Command command{"sleep", "30"};
+  command.timeout = 300ms;
+
+  const UnderParent call = exec_under_parent(runner, command);
+
+  ASSERT_FALSE(call.error) << call.error.message() << ": " << call.result.error_message;
+  ASSERT_TRUE(call.result.status.timed_out);
+  const auto spans = tracing_.wait_for(1);
+  ASSERT_EQ(spans.size(), 1u);
+  EXPECT_EQ(spans[0].keys(), client_span_keys_of_an_exit());
+  EXPECT_EQ(spans[0].attributes.at("sandbox.timed_out"), SpanValue(true));
+  EXPECT_EQ(spans[0].number("sandbox.exit_code"), 124);
+  EXPECT_FALSE(spans[0].error);
+}
+
+TEST_F(TracingAgentTest, ExecRefusedByTheAgentIsAnErrorSpanWithErrorType) {
+  RemoteRunner runner(io_.get_executor(), config());
+  Command command{"true"};
+  command.workdir = "../outside";
+
+  const UnderParent call = exec_under_parent(runner, command);
+
+  ASSERT_EQ(call.error, errc::invalid_argument)
+      << call.error.message() << ": " << call.result.error_message;
+  const auto spans = tracing_.wait_for(1);
+  ASSERT_EQ(spans.size(), 1u);
+  const SpanRecord& span = spans[0];
+  EXPECT_EQ(span.parent_span_id, call.span_id);
+  EXPECT_TRUE(span.error);
+  EXPECT_EQ(span.status_description, call.result.error_message);
+  EXPECT_EQ(span.text("error.type"), "invalid_argument");
+  EXPECT_EQ(span.number("rpc.grpc.status_code"), 3);  // INVALID_ARGUMENT
+  // Refused before `started`: nothing the agent would have told is there.
+  EXPECT_EQ(
+      span.keys(),
+      (std::set<std::string>{
+          "rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code", "server.address",
+          "server.port", "sandbox.exec_id", "sandbox.profile.requested", "sandbox.retry.attempt",
+          "sandbox.stdout.bytes_received", "sandbox.stderr.bytes_received", "error.type"}));
+}
+
+TEST_F(TracingAgentTest, UnreachableAgentIsOneErrorSpanPerAttemptSiblingsInTheCallersTrace) {
+  RemoteRunnerConfig unreachable = config();
+  unreachable.address = "unix:" + (dir_.path() / "nobody-listens.sock").string();
+  unreachable.profile.clear();
+  unreachable.retry.max_attempts = 2;
+  unreachable.retry.initial_backoff = 10ms;
+  RemoteRunner runner(io_.get_executor(), unreachable);
+
+  const UnderParent call = exec_under_parent(runner, Command{"true"});
+
+  ASSERT_EQ(call.error, errc::unavailable) << call.error.message();
+  const auto spans = tracing_.wait_for(2);
+  ASSERT_EQ(spans.size(), 2u);
+  for (int i = 0; i < 2; ++i) {
+    const SpanRecord& span = spans[i];
+    SCOPED_TRACE("attempt " + std::to_string(i + 1));
+    EXPECT_EQ(span.trace_id, call.trace_id);
+    EXPECT_EQ(span.parent_span_id, call.span_id);
+    EXPECT_TRUE(span.error);
+    EXPECT_EQ(span.text("error.type"), "unavailable");
+    EXPECT_EQ(span.number("rpc.grpc.status_code"), 14);  // UNAVAILABLE
+    EXPECT_EQ(span.number("sandbox.retry.attempt"), i + 1);
+    EXPECT_EQ(span.text("server.address"), (dir_.path() / "nobody-listens.sock").string());
+    EXPECT_EQ(span.text("network.transport"), "unix");
+    EXPECT_EQ(span.keys(),
+              (std::set<std::string>{
+                  "rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code",
+                  "server.address", "network.transport", "sandbox.exec_id", "sandbox.retry.attempt",
+                  "sandbox.stdout.bytes_received", "sandbox.stderr.bytes_received", "error.type"}));
+  }
+  EXPECT_NE(spans[0].span_id, spans[1].span_id);
+}
+
+TEST_F(TracingAgentTest, ResetFirstAttemptGivesTwoSiblingSpansThatShareTheOutput) {
+  RemoteRunner runner(io_.get_executor(), config());
+  // ~2 MB of output; the proxy resets the connection after its first 300 000 bytes.
+  proxy_->reset_after(300000);
+
+  const UnderParent call = exec_under_parent(runner, Command{"seq", "1", "300000"});
+
+  ASSERT_FALSE(call.error) << call.error.message() << ": " << call.result.error_message;
+  ASSERT_EQ(call.result.retries.attempts, 2u);
+  const auto spans = tracing_.wait_for(2);
+  ASSERT_EQ(spans.size(), 2u);
+  const SpanRecord& first = spans[0];
+  const SpanRecord& second = spans[1];
+  for (const SpanRecord* span : {&first, &second}) {
+    EXPECT_EQ(span->trace_id, call.trace_id);
+    EXPECT_EQ(span->parent_span_id, call.span_id) << "a retry is a sibling, never a child";
+    EXPECT_EQ(span->text("sandbox.exec_id"), call.result.info.exec_id);
+  }
+  EXPECT_NE(first.span_id, second.span_id);
+  EXPECT_EQ(first.number("sandbox.retry.attempt"), 1);
+  EXPECT_EQ(second.number("sandbox.retry.attempt"), 2);
+
+  std::set<std::string> first_keys = client_span_keys_of_an_exit();
+  first_keys.erase("sandbox.exit_code");
+  first_keys.erase("sandbox.timed_out");
+  first_keys.insert("error.type");
+  EXPECT_EQ(first.keys(), first_keys);
+  EXPECT_TRUE(first.error);
+  EXPECT_EQ(first.text("error.type"), "unavailable");
+
+  std::set<std::string> second_keys = client_span_keys_of_an_exit();
+  second_keys.insert("sandbox.retry.attach_only");
+  EXPECT_EQ(second.keys(), second_keys);
+  EXPECT_EQ(second.attributes.at("sandbox.retry.attach_only"), SpanValue(true));
+  EXPECT_FALSE(second.error);
+  EXPECT_EQ(second.number("sandbox.exit_code"), 0);
+
+  // Each byte was received by exactly one attempt.
+  const std::int64_t first_bytes = first.number("sandbox.stdout.bytes_received");
+  EXPECT_GT(first_bytes, 0);
+  EXPECT_LT(first_bytes, 300000);
+  EXPECT_EQ(first_bytes + second.number("sandbox.stdout.bytes_received"),
+            static_cast<std::int64_t>(call.result.stdout_data.size()));
+}
+
+TEST_F(TracingAgentTest, NoArgvEnvStdinOutputOrSecretInAnySpan) {
+  const std::string secret = distinctive("secret-value-");
+  std::ofstream(secrets_ / "api_key") << secret;
+  const std::string plain = distinctive("plain-value-");
+  const std::string arg = distinctive("argv-");
+  const std::string input = distinctive("stdin-");
+  const std::string output = distinctive("output-");
+  RemoteRunner runner(io_.get_executor(), config());
+  Command uses{"sh", "-c", "test -n \"$API_KEY\" && cat >/dev/null && echo " + output, arg};
+  uses.env = {{"API_KEY", "secret://api_key"}, {"PLAIN_VALUE", plain}};
+  uses.stdin_data = input;
+  // And a refusal, whose message names the missing reference's key.
+  Command missing{"true"};
+  missing.env = {{"API_KEY", "secret://no_such_secret"}, {"PLAIN_VALUE", plain}};
+
+  const UnderParent used = exec_under_parent(runner, uses);
+  const UnderParent refused = exec_under_parent(runner, missing);
+
+  ASSERT_FALSE(used.error) << used.error.message() << ": " << used.result.error_message;
+  ASSERT_THAT(used.result.stdout_data, HasSubstr(output));
+  ASSERT_EQ(refused.error, errc::invalid_argument) << refused.result.error_message;
+  const auto spans = tracing_.wait_for(2);
+  ASSERT_EQ(spans.size(), 2u);
+  EXPECT_TRUE(spans[1].error);
+  for (const SpanRecord& span : spans) {
+    for (const std::string& text : span.strings()) {
+      for (const std::string& value : {secret, plain, arg, input, output, std::string("secret://"),
+                                       std::string("PLAIN_VALUE")}) {
+        EXPECT_THAT(text, Not(HasSubstr(value))) << "span " << span.span_id << " carries " << value;
+      }
+    }
+  }
+}
+
+// The scripted agent records each call's metadata: what the agent's SERVER span continues.
+TEST(TracingFakeAgentTest, EveryAttemptCarriesItsOwnSpansTraceparent) {
+  InMemoryTracing tracing;
+  // Started, 3000 bytes, UNAVAILABLE; then the rest and exit 0: two attempts.
+  FakeAgent agent(resuming_after_failures(std::string(6000, 'x'), 1, 3000));
+  RemoteRunnerConfig config = runner_config(agent);
+  config.tracer = tracing.sdk_tracer();
+  asio::io_context io;
+  auto parent = tracing.app_tracer()->StartSpan("caller");
+  std::error_code ec;
+  ExecResult result;
+  {
+    RemoteRunner runner(io.get_executor(), config);
+    api::Scope active(parent);
+    std::tie(ec, result) = run_bounded(
+        io, runner.exec(Command{"anything"}, asio::experimental::as_tuple(asio::use_awaitable)),
+        30s);
+  }
+  parent->End();
+
+  ASSERT_FALSE(ec) << ec.message() << ": " << result.error_message;
+  const auto spans = tracing.wait_for(2);
+  const auto calls = agent.calls();
+  ASSERT_EQ(spans.size(), 2u);
+  ASSERT_EQ(calls.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE("attempt " + std::to_string(i + 1));
+    const auto [begin, end] = calls[i].metadata.equal_range("traceparent");
+    ASSERT_EQ(std::distance(begin, end), 1) << "one traceparent per attempt";
+    // W3C: version 00, the attempt span's trace and span id, sampled.
+    EXPECT_EQ(begin->second, "00-" + spans[i].trace_id + "-" + spans[i].span_id + "-01");
+    EXPECT_EQ(calls[i].metadata.count("baggage"), 0u);
+  }
+  EXPECT_EQ(spans[0].trace_id, hex(parent->GetContext().trace_id()));
+  EXPECT_NE(spans[0].span_id, spans[1].span_id);
+}
+
+// The first exit_code ends the call and the SDK cancels the RPC: the attempt's status is
+// CANCELLED on the wire (or OK when the agent's trailers won the race), yet the call is a
+// success, and its span says OK. An agent that never finishes the stream makes it certain.
+TEST(TracingFakeAgentTest, AnAttemptThatReceivedTheExitHasStatusCodeOkThoughTheSdkCancelledIt) {
+  InMemoryTracing tracing;
+  std::atomic<int> cancels_seen{0};
+  FakeAgent agent(exiting_then_holding_open(cancels_seen, 5));
+  RemoteRunnerConfig config = runner_config(agent);
+  config.tracer = tracing.sdk_tracer();
+  asio::io_context io;
+  std::error_code ec;
+  ExecResult result;
+  {
+    RemoteRunner runner(io.get_executor(), config);
+    std::tie(ec, result) = run_bounded(
+        io, runner.exec(Command{"anything"}, asio::experimental::as_tuple(asio::use_awaitable)),
+        30s);
+  }
+
+  ASSERT_FALSE(ec) << ec.message() << ": " << result.error_message;
+  ASSERT_TRUE(eventually([&] { return cancels_seen.load() > 0; }))
+      << "the agent never saw the SDK cancel the RPC after the exit";
+  const auto spans = tracing.wait_for(1);
+  ASSERT_EQ(spans.size(), 1u);
+  EXPECT_EQ(spans[0].number("rpc.grpc.status_code"), 0);
+  EXPECT_EQ(spans[0].number("sandbox.exit_code"), 5);
+  EXPECT_FALSE(spans[0].error) << spans[0].status_description;
+}
+
+TEST(TracingFakeAgentTest, WithoutATracerNoTraceparentIsSent) {
+  FakeAgent agent(replying("ok", "", 0));
+  asio::io_context io;
+  std::error_code ec;
+  {
+    RemoteRunner runner(io.get_executor(), runner_config(agent));
+    std::tie(ec, std::ignore) = run_bounded(
+        io, runner.exec(Command{"anything"}, asio::experimental::as_tuple(asio::use_awaitable)),
+        30s);
+  }
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_EQ(agent.calls().size(), 1u);
+  EXPECT_EQ(agent.calls()[0].metadata.count("traceparent"), 0u);
+}
+
+// Extraction, as the agent uses it: the traceparent a client sent becomes the parent.
+TEST(TracingAdapterTest, ExtractReadsTheTraceparentAClientInjected) {
+  InMemoryTracing tracing;
+  const auto tracer = tracing.sdk_tracer();
+  auto client = tracer->start_span("client", SpanKind::client, nullptr, {});
+  std::map<std::string, std::string> metadata;
+  client->inject([&](std::string_view key, std::string_view value) {
+    metadata[std::string(key)] = std::string(value);
+  });
+  const auto parent = tracer->extract([&](std::string_view key) -> std::string_view {
+    const auto it = metadata.find(std::string(key));
+    return it == metadata.end() ? std::string_view() : std::string_view(it->second);
+  });
+  ASSERT_NE(parent, nullptr);
+  auto server = tracer->start_span("server", SpanKind::server, parent.get(), {});
+  server->end();
+  client->end();
+
+  const auto servers = tracing.wait_for(1, "server");
+  const auto clients = tracing.wait_for(1, "client");
+  ASSERT_EQ(servers.size(), 1u);
+  ASSERT_EQ(clients.size(), 1u);
+  EXPECT_EQ(servers[0].kind, "server");
+  EXPECT_EQ(servers[0].trace_id, clients[0].trace_id);
+  EXPECT_EQ(servers[0].parent_span_id, clients[0].span_id);
+}
+
+TEST(TracingAdapterTest, ExtractWithoutATraceparentIsNull) {
+  InMemoryTracing tracing;
+  EXPECT_EQ(tracing.sdk_tracer()->extract([](std::string_view) { return std::string_view(); }),
+            nullptr);
+  EXPECT_EQ(tracing.sdk_tracer()->extract([](std::string_view key) {
+    return key == "traceparent" ? std::string_view("00-not-a-trace-01") : std::string_view();
+  }),
+            nullptr);
+}
+
+TEST(TracingAdapterTest, CurrentIsNullWithoutAnActiveSpan) {
+  InMemoryTracing tracing;
+  EXPECT_EQ(tracing.sdk_tracer()->current(), nullptr);
+}
+
+TEST(TracingAdapterTest, AsParentMakesChildrenAndEventsAndErrorsAreRecorded) {
+  InMemoryTracing tracing;
+  const auto tracer = tracing.sdk_tracer();
+  const Attribute attributes[] = {{"sandbox.exec_id", std::string_view("e1")},
+                                  {"sandbox.retry.attempt", std::int64_t{1}},
+                                  {"sandbox.retry.attach_only", true}};
+  auto outer = tracer->start_span("outer", SpanKind::server, nullptr, attributes);
+  auto inner = tracer->start_span("inner", SpanKind::internal, outer->as_parent().get(), {});
+  inner->add_event("sandbox.started", attributes);
+  inner->set_error("it broke");
+  inner->end();
+  outer->end();
+
+  const auto inners = tracing.wait_for(1, "inner");
+  const auto outers = tracing.wait_for(1, "outer");
+  ASSERT_EQ(inners.size(), 1u);
+  ASSERT_EQ(outers.size(), 1u);
+  EXPECT_EQ(inners[0].kind, "internal");
+  EXPECT_EQ(inners[0].parent_span_id, outers[0].span_id);
+  EXPECT_TRUE(inners[0].error);
+  EXPECT_EQ(inners[0].status_description, "it broke");
+  ASSERT_EQ(inners[0].events.size(), 1u);
+  EXPECT_EQ(inners[0].events[0].attributes.size(), 3u);
+  EXPECT_EQ(outers[0].text("sandbox.exec_id"), "e1");
+  EXPECT_EQ(outers[0].number("sandbox.retry.attempt"), 1);
+  EXPECT_EQ(outers[0].attributes.at("sandbox.retry.attach_only"), SpanValue(true));
+}
+
+TEST(TracingAdapterTest, NullTracerGivesSpansThatRecordNothing) {
+  const auto tracer = otel::make_tracer(nostd::shared_ptr<api::Tracer>());
+  auto span = tracer->start_span("nothing", SpanKind::client, nullptr, {});
+  std::map<std::string, std::string> metadata;
+  span->inject([&](std::string_view key, std::string_view value) {
+    metadata[std::string(key)] = std::string(value);
+  });
+  span->set_attribute("sandbox.exit_code", std::int64_t{0});
+  span->end();
+  EXPECT_EQ(metadata.count("traceparent"), 0u) << "a span that records nothing has no context";
+}
+
+TEST(TracingAdapterTest, OtlpEndpointFromEnvironmentPrefersTheTracesVariable) {
+  ::setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://general:4317", 1);
+  ::unsetenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+  EXPECT_EQ(otel::otlp_endpoint_from_environment(), "http://general:4317");
+  ::setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4317", 1);
+  EXPECT_EQ(otel::otlp_endpoint_from_environment(), "http://traces:4317");
+  ::unsetenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+  ::unsetenv("OTEL_EXPORTER_OTLP_ENDPOINT");
+  EXPECT_EQ(otel::otlp_endpoint_from_environment(), "");
+  EXPECT_EQ(otel::OtlpExport::from_environment("test"), nullptr);
+}
+
+}  // namespace
+}  // namespace sandbox::test

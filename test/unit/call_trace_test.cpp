@@ -1,0 +1,206 @@
+// The client span's peer attributes (server.address, server.port, network.transport) for
+// every target form, through trace_peer_of and through an attempt's span on a recording
+// tracer: no OpenTelemetry, no I/O.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <grpcpp/client_context.h>
+
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "client/detail/call_trace.hpp"
+#include "sandbox/tracing.hpp"
+
+namespace sandbox::detail {
+namespace {
+
+using ::testing::Contains;
+using ::testing::Key;
+using ::testing::Not;
+using ::testing::Pair;
+
+// An attribute value the recorder owns.
+using Value = std::variant<bool, std::int64_t, std::string>;
+
+Value owned(const AttributeValue& value) {
+  if (const auto* text = std::get_if<std::string_view>(&value)) return std::string(*text);
+  if (const auto* number = std::get_if<std::int64_t>(&value)) return *number;
+  return std::get<bool>(value);
+}
+
+struct RecordedSpan {
+  std::string name;
+  SpanKind kind = SpanKind::internal;
+  std::map<std::string, Value> attributes;
+  std::vector<std::pair<std::string, std::string>> injected;
+  bool ended = false;
+};
+
+// Records what the SDK asks of its spans; injects a fixed traceparent.
+class RecordingTracer final : public Tracer {
+ public:
+  class RecordingSpan final : public Span {
+   public:
+    explicit RecordingSpan(RecordedSpan& record) : record_(record) {}
+    void set_attribute(std::string_view key, AttributeValue value) noexcept override {
+      record_.attributes[std::string(key)] = owned(value);
+    }
+    void add_event(std::string_view, std::span<const Attribute>) noexcept override {}
+    void set_error(std::string_view) noexcept override {}
+    void inject(const MetadataWriter& write) const noexcept override {
+      write("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+      record_.injected.emplace_back("traceparent", "set");
+    }
+    std::shared_ptr<const SpanParent> as_parent() const override { return nullptr; }
+    void end() noexcept override { record_.ended = true; }
+
+   private:
+    RecordedSpan& record_;
+  };
+
+  std::shared_ptr<const SpanParent> current() const override { return nullptr; }
+  std::shared_ptr<const SpanParent> extract(const MetadataReader&) const override {
+    return nullptr;
+  }
+  std::unique_ptr<Span> start_span(std::string_view name, SpanKind kind, const SpanParent*,
+                                   std::span<const Attribute> attributes) override {
+    RecordedSpan& record = spans.emplace_back();
+    record.name = std::string(name);
+    record.kind = kind;
+    for (const Attribute& attribute : attributes) {
+      record.attributes[std::string(attribute.key)] = owned(attribute.value);
+    }
+    return std::make_unique<RecordingSpan>(record);
+  }
+
+  std::deque<RecordedSpan> spans;  // deque: spans keep their address
+};
+
+// The first attempt's span of a call to `address`, on a recording tracer.
+RecordedSpan first_attempt_span(const std::string& address) {
+  auto tracer = std::make_shared<RecordingTracer>();
+  RemoteRunnerConfig config;
+  config.address = address;
+  config.tracer = tracer;
+  const TraceTarget target = trace_target_of(config);
+  CallTrace trace(target);
+  v1::ExecRequest request;
+  request.set_exec_id("0b5c3c62-5d86-4b8e-9a3f-0f4a1b2c3d4e");
+  RetryStep step;
+  step.kind = RetryStep::Kind::attempt;
+  step.attempt = 1;
+  grpc::ClientContext context;
+  auto span = trace.start_attempt(step, request, context);
+  EXPECT_NE(span, nullptr);
+  EXPECT_EQ(tracer->spans.size(), 1u);
+  return tracer->spans.empty() ? RecordedSpan{} : tracer->spans.front();
+}
+
+TEST(TracePeerTest, HostPortGivesHostAndPort) {
+  const TracePeer peer = trace_peer_of("agent.example:7070");
+  EXPECT_EQ(peer.address, "agent.example");
+  EXPECT_EQ(peer.port, 7070);
+  EXPECT_EQ(peer.transport, "");
+}
+
+TEST(TracePeerTest, BracketedIpv6GivesTheBareAddress) {
+  const TracePeer peer = trace_peer_of("[::1]:50051");
+  EXPECT_EQ(peer.address, "::1");
+  EXPECT_EQ(peer.port, 50051);
+  EXPECT_EQ(peer.transport, "");
+}
+
+TEST(TracePeerTest, DnsUriGivesItsPathsHostAndPort) {
+  const TracePeer peer = trace_peer_of("dns:///agent.internal:443");
+  EXPECT_EQ(peer.address, "agent.internal");
+  EXPECT_EQ(peer.port, 443);
+  EXPECT_EQ(peer.transport, "");
+}
+
+TEST(TracePeerTest, DnsUriWithAResolverAuthoritySkipsTheResolver) {
+  const TracePeer peer = trace_peer_of("dns://8.8.8.8/agent.internal:443");
+  EXPECT_EQ(peer.address, "agent.internal");
+  EXPECT_EQ(peer.port, 443);
+}
+
+TEST(TracePeerTest, UnixPathGivesThePathAndTransportUnix) {
+  const TracePeer peer = trace_peer_of("unix:/run/sandbox/agent.sock");
+  EXPECT_EQ(peer.address, "/run/sandbox/agent.sock");
+  EXPECT_EQ(peer.port, 0);
+  EXPECT_EQ(peer.transport, "unix");
+}
+
+TEST(TracePeerTest, UnixUriWithEmptyAuthorityGivesThePath) {
+  const TracePeer peer = trace_peer_of("unix:///run/sandbox/agent.sock");
+  EXPECT_EQ(peer.address, "/run/sandbox/agent.sock");
+  EXPECT_EQ(peer.port, 0);
+  EXPECT_EQ(peer.transport, "unix");
+}
+
+TEST(TracePeerTest, Ipv4SchemeGivesTheFirstAddressOfItsList) {
+  const TracePeer peer = trace_peer_of("ipv4:10.0.0.7:7070,10.0.0.8:7070");
+  EXPECT_EQ(peer.address, "10.0.0.7");
+  EXPECT_EQ(peer.port, 7070);
+  EXPECT_EQ(peer.transport, "");
+}
+
+TEST(TracePeerTest, HostWithoutPortHasNoPort) {
+  const TracePeer peer = trace_peer_of("agent.example");
+  EXPECT_EQ(peer.address, "agent.example");
+  EXPECT_EQ(peer.port, 0);
+}
+
+TEST(TracePeerTest, PortOutOfRangeIsNoPort) {
+  EXPECT_EQ(trace_peer_of("agent.example:70000").port, 0);
+  EXPECT_EQ(trace_peer_of("agent.example:http").port, 0);
+}
+
+TEST(CallTraceTest, AttemptSpanOfATcpTargetHasServerAddressAndPort) {
+  const RecordedSpan span = first_attempt_span("[::1]:50051");
+  EXPECT_EQ(span.name, "sandbox.v1.SandboxExecService/Exec");
+  EXPECT_EQ(span.kind, SpanKind::client);
+  EXPECT_THAT(span.attributes, Contains(Pair("server.address", Value(std::string("::1")))));
+  EXPECT_THAT(span.attributes, Contains(Pair("server.port", Value(std::int64_t{50051}))));
+  EXPECT_THAT(span.attributes, Not(Contains(Key("network.transport"))));
+}
+
+TEST(CallTraceTest, AttemptSpanOfAUnixTargetHasThePathTransportUnixAndNoPort) {
+  const RecordedSpan span = first_attempt_span("unix:///tmp/agent.sock");
+  EXPECT_THAT(span.attributes,
+              Contains(Pair("server.address", Value(std::string("/tmp/agent.sock")))));
+  EXPECT_THAT(span.attributes, Contains(Pair("network.transport", Value(std::string("unix")))));
+  EXPECT_THAT(span.attributes, Not(Contains(Key("server.port"))));
+}
+
+TEST(CallTraceTest, AttemptSpanOfADnsTargetHasHostAndPort) {
+  const RecordedSpan span = first_attempt_span("dns:///agent.internal:7070");
+  EXPECT_THAT(span.attributes,
+              Contains(Pair("server.address", Value(std::string("agent.internal")))));
+  EXPECT_THAT(span.attributes, Contains(Pair("server.port", Value(std::int64_t{7070}))));
+}
+
+TEST(CallTraceTest, AttemptSpanIsInjectedIntoTheAttemptsMetadata) {
+  const RecordedSpan span = first_attempt_span("127.0.0.1:7070");
+  EXPECT_EQ(span.injected.size(), 1u);
+  EXPECT_THAT(span.attributes, Contains(Pair("sandbox.retry.attempt", Value(std::int64_t{1}))));
+  EXPECT_THAT(span.attributes, Not(Contains(Key("sandbox.retry.attach_only"))));
+}
+
+TEST(CallTraceTest, WithoutATracerNoSpanStarts) {
+  RemoteRunnerConfig config;
+  config.address = "127.0.0.1:7070";
+  const TraceTarget target = trace_target_of(config);
+  CallTrace trace(target);
+  RetryStep step;
+  step.attempt = 1;
+  grpc::ClientContext context;
+  EXPECT_EQ(trace.start_attempt(step, v1::ExecRequest{}, context), nullptr);
+}
+
+}  // namespace
+}  // namespace sandbox::detail
