@@ -41,14 +41,6 @@ if(TARGET sandbox_agent_core AND TARGET sandbox_test_support)
     SOURCES integration/retry_agent_test.cpp
     LIBS sandbox_client sandbox_agent_core sandbox_test_support sandbox_fakes
     LABELS client)
-  if(TARGET sandbox_opentelemetry)
-    sandbox_add_test(client_tracing_agent_tests
-      SOURCES integration/tracing_agent_test.cpp
-      LIBS sandbox_opentelemetry sandbox_client sandbox_agent_core sandbox_test_support
-           sandbox_fakes opentelemetry-cpp::in_memory_span_exporter opentelemetry-cpp::sdk
-           opentelemetry-cpp::trace
-      LABELS tracing)
-  endif()
   sandbox_add_test(client_soak_tests
     SOURCES integration/soak_test.cpp
     LIBS sandbox_client sandbox_agent_core sandbox_test_support sandbox_fakes

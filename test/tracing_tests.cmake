@@ -12,6 +12,14 @@ sandbox_add_test(tracing_tests
        opentelemetry-cpp::sdk opentelemetry-cpp::trace opentelemetry-cpp::in_memory_span_exporter
   LABELS tracing)
 
+# The agent's SERVER, sandbox.setup and sandbox.process spans against the SDK's CLIENT span,
+# the agent in-process tracing into the same in-memory pipeline.
+sandbox_add_test(tracing_agent_tests
+  SOURCES integration/tracing_agent_test.cpp
+  LIBS sandbox_opentelemetry sandbox_client sandbox_agent_core sandbox_test_support sandbox_fakes
+       opentelemetry-cpp::sdk opentelemetry-cpp::trace opentelemetry-cpp::in_memory_span_exporter
+  LABELS tracing)
+
 # The SDK exporting over OTLP/gRPC (OtlpExport) to a collector in the test, built from the
 # OTLP protos of libopentelemetry-proto-dev: their code is in libopentelemetry_proto*.so,
 # which the exporter links too (compiling the .pb.cc again would register them twice).

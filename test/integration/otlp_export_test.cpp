@@ -1,10 +1,11 @@
 // End to end over the wire: the SDK exports its spans through sandbox::otel::OtlpExport
 // (OTLP/gRPC, batched) to a collector in the test (OtlpReceiver), running execs on the
-// agent binary; the spans must arrive whole: names, kinds, ids, parents, §15's attributes,
-// resource and scope.
+// agent binary, which exports its SERVER spans there too; the spans must arrive whole: names,
+// kinds, ids, parents across the RPC, §15's attributes, resource and scope.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/io_context.hpp>
 #include <asio/use_awaitable.hpp>
@@ -56,8 +57,7 @@ class OtlpExportTest : public ::testing::Test {
     agent_ = std::make_unique<AgentProcess>(agent_flags());
   }
 
-  // The agent's flags. The agent's own spans: add {"--otlp-endpoint", receiver_.endpoint()}
-  // here once it exports (issue 6), and its SERVER spans arrive at the same receiver.
+  // The agent's flags: it exports its own spans to the same receiver.
   std::vector<std::string> agent_flags() const {
     return {"--allow-unauthenticated",
             "--listen",
@@ -67,7 +67,9 @@ class OtlpExportTest : public ::testing::Test {
             "--sandbox",
             "none",
             "--sandbox-id",
-            "otlp-box"};
+            "otlp-box",
+            "--otlp-endpoint",
+            receiver_.endpoint()};
   }
 
   RemoteRunnerConfig config(std::shared_ptr<Tracer> tracer) const {
@@ -136,6 +138,38 @@ TEST_F(OtlpExportTest, ClientSpansArriveWholeWithTheCallersSpanAndTheResource) {
   EXPECT_EQ(spans[1].number("sandbox.exit_code"), 4);
   EXPECT_EQ(spans[1].number("sandbox.stderr.bytes_received"), 4);
   EXPECT_NE(spans[0].span_id, spans[1].span_id);
+  // The agent exported its side of each exec to the same collector: a SERVER span whose
+  // parent is that exec's CLIENT span, with the setup and process spans under it.
+  const auto servers = receiver_.wait_for(
+      2,
+      [](const SpanRecord& span) {
+        return span.service == "sandbox-agent" && span.kind == "server";
+      },
+      10s);
+  ASSERT_EQ(servers.size(), 2u);
+  for (std::size_t i = 0; i < servers.size(); ++i) {
+    const auto client = std::find_if(spans.begin(), spans.end(), [&](const SpanRecord& span) {
+      return span.span_id == servers[i].parent_span_id;
+    });
+    ASSERT_NE(client, spans.end()) << "a SERVER span whose parent is no client span";
+    EXPECT_EQ(servers[i].trace_id, trace_id);
+    EXPECT_EQ(servers[i].name, client->name);
+    EXPECT_EQ(servers[i].text("sandbox.exec_id"), client->text("sandbox.exec_id"));
+    EXPECT_EQ(servers[i].number("sandbox.exit_code"), client->number("sandbox.exit_code"));
+  }
+  const auto children = receiver_.wait_for(
+      4,
+      [](const SpanRecord& span) {
+        return span.service == "sandbox-agent" &&
+               (span.name == "sandbox.setup" || span.name == "sandbox.process");
+      },
+      10s);
+  ASSERT_EQ(children.size(), 4u);
+  for (const SpanRecord& child : children) {
+    EXPECT_TRUE(child.parent_span_id == servers[0].span_id ||
+                child.parent_span_id == servers[1].span_id)
+        << child.name << " is not a child of a SERVER span";
+  }
   // The caller's span went the same way.
   const auto parents = receiver_.wait_for(
       1, [](const SpanRecord& span) { return span.name == "request"; }, 10s);
