@@ -117,18 +117,14 @@ void StreamRpc::on_read(Attempt& attempt, bool ok) {
   std::optional<OutputChunk> chunk;
   bool release = false;
   bool read_again = false;
-  bool after_exit = false;
   auto end_reason = CancelReason::none;
   {
     std::lock_guard lock(s.mutex);
     s.reading = false;
     if (!ok || s.ended) {
       // This attempt is over (OnDone brings the status, and maybe a retry), or a
-      // cancellation made this read moot, or this was the read after the exit.
+      // cancellation made this read moot.
       release = std::exchange(s.holding, false);
-      // A message after the exit: the agent keeps the stream open, the client ends it
-      // (ignored when a cancellation already ended the stream).
-      if (ok) end_reason = CancelReason::exited;
     } else {
       v1::ExecResponse& response = attempt.response;
       switch (attempt.sequence.accept(response)) {
@@ -150,14 +146,13 @@ void StreamRpc::on_read(Attempt& attempt, bool ok) {
           break;
         }
         case ResponseKind::exit: {
-          // The first exit_code ends the stream, even if the agent keeps it open. One more
-          // read, which the status ends at once, ends the RPC: cancelling it here instead
-          // cost a cancellation through gRPC's stack (and an RST_STREAM) for every call.
+          // The first exit_code ends the stream, even if the agent keeps it open.
           s.exit = attempt.sequence.exit_status();
           s.identity = attempt.sequence.info();
           s.outcome = std::error_code{};
           s.ended = true;
-          after_exit = true;
+          release = std::exchange(s.holding, false);
+          end_reason = CancelReason::exited;
           if (s.waiting && s.ready.empty()) deliver = std::move(s.waiting);
           break;
         }
@@ -167,7 +162,7 @@ void StreamRpc::on_read(Attempt& attempt, bool ok) {
           end_reason = CancelReason::violation;
           break;
       }
-      read_again = after_exit || (!s.ended && s.ready.size() < s.read_ahead);
+      read_again = !s.ended && s.ready.size() < s.read_ahead;
       s.reading = read_again;
     }
   }

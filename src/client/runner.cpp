@@ -182,11 +182,6 @@ class ExecOperation final : public Operation, public CallBase {
   // collected so far, so the parts below never overlap.
   void on_read(Attempt& attempt, bool ok) override {
     if (!ok) return;  // OnDone follows with the status
-    if (completed_) {
-      // A message after the exit: the agent keeps the stream open, the client ends it.
-      cancel_with(CancelReason::exited);
-      return;
-    }
     v1::ExecResponse& response = attempt.response;
     switch (attempt.sequence.accept(response)) {
       case ResponseKind::started:
@@ -208,9 +203,7 @@ class ExecOperation final : public Operation, public CallBase {
         result_.status.stderr_truncated |= stderr_cut;
         info_ = attempt.sequence.info();
         complete({}, {});
-        // One more read, which the status ends at once: cancelling the RPC here instead
-        // cost a cancellation through gRPC's stack for every exec.
-        attempt.read_next();
+        cancel_with(CancelReason::exited);
         return;
       }
       case ResponseKind::violation:
