@@ -120,8 +120,9 @@ void trace_started(Span& span, const v1::Started& started) noexcept {
 void trace_attempt_end(Span& span, const ResponseSequence& sequence, std::uint64_t resumed_stdout,
                        std::uint64_t resumed_stderr, const grpc::Status& status,
                        const AttemptEnd& end) noexcept {
-  // An RPC cancelled after its exit arrived (the runner closed while it read the trailers)
-  // did what it was for: OK, like the agent's span of it.
+  // The first exit_code ends the call: the SDK cancels the rest of the RPC then, racing the
+  // agent's OK trailers, so an attempt that received the exit reports OK whichever won (as
+  // the agent's span of it does).
   const grpc::StatusCode code =
       sequence.exited() && status.error_code() == grpc::StatusCode::CANCELLED ? grpc::StatusCode::OK
                                                                               : status.error_code();
