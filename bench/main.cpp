@@ -108,6 +108,12 @@ void register_rows() {
 #ifdef SANDBOX_BENCH_WITH_SDK
   row("tiny_exec/sdk_exec", bench::tiny_sdk_exec, w.tiny_iterations, kMicrosecond);
   row("tiny_exec/sdk_stream", bench::tiny_sdk_stream, w.tiny_iterations, kMicrosecond);
+  row("tiny_exec/sdk_exec_noop_tracer", bench::tiny_sdk_exec_noop_tracer, w.tiny_iterations,
+      kMicrosecond);
+#ifdef SANDBOX_BENCH_WITH_OTEL
+  row("tiny_exec/sdk_exec_otel_tracer", bench::tiny_sdk_exec_otel_tracer, w.tiny_iterations,
+      kMicrosecond);
+#endif
 #endif
 
   const std::string concurrent = "concurrent" + std::to_string(w.concurrency) + "_tiny/";

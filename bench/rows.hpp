@@ -24,6 +24,12 @@ void bulk_raw_sync(benchmark::State& state, std::uint64_t chunk_bytes);
 // The SDK on an asio::io_context run by the benchmark thread.
 void tiny_sdk_exec(benchmark::State& state);
 void tiny_sdk_stream(benchmark::State& state);
+/// `tiny_sdk_exec` with a tracer whose spans do nothing (tracers.hpp): the SDK's span work.
+void tiny_sdk_exec_noop_tracer(benchmark::State& state);
+#ifdef SANDBOX_BENCH_WITH_OTEL
+/// `tiny_sdk_exec` traced into an opentelemetry-cpp SDK pipeline under a caller's span.
+void tiny_sdk_exec_otel_tracer(benchmark::State& state);
+#endif
 void concurrent_sdk_exec(benchmark::State& state);
 void concurrent_sdk_stream(benchmark::State& state);
 void bulk_sdk_exec(benchmark::State& state, std::uint64_t chunk_bytes);

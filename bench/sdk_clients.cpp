@@ -16,6 +16,7 @@
 #include "rows.hpp"
 #include "sandbox/sandbox.hpp"
 #include "synth_server.hpp"
+#include "tracers.hpp"
 
 namespace bench {
 namespace {
@@ -23,10 +24,11 @@ namespace {
 constexpr auto tuple = asio::experimental::as_tuple(asio::use_awaitable);
 
 /// The runner's configuration: the SDK's defaults (its own channel arguments included),
-/// only the address set.
-sandbox::RemoteRunnerConfig runner_config() {
+/// only the address set (and a tracer for the tracing rows).
+sandbox::RemoteRunnerConfig runner_config(std::shared_ptr<sandbox::Tracer> tracer = nullptr) {
   sandbox::RemoteRunnerConfig config;
   config.address = server_address();
+  config.tracer = std::move(tracer);
   return config;
 }
 
@@ -63,12 +65,13 @@ constexpr const char* kLostCompletion = "no SDK completion arrived for 30 s (a l
 /// Runs `body(runner)` as a coroutine on a fresh io_context with a fresh runner, then
 /// destroys the runner (which waits until gRPC finished its calls) before the io_context.
 template <typename Body>
-void run_coroutine(benchmark::State& state, Body body) {
+void run_coroutine(benchmark::State& state, Body body,
+                   std::shared_ptr<sandbox::Tracer> tracer = nullptr) {
   IoLoop loop;
   bool done = false;
   std::exception_ptr error;
   {
-    sandbox::RemoteRunner runner(loop.io.get_executor(), runner_config());
+    sandbox::RemoteRunner runner(loop.io.get_executor(), runner_config(std::move(tracer)));
     asio::co_spawn(loop.io, body(runner), [&](std::exception_ptr e) {
       error = e;
       done = true;
@@ -126,30 +129,33 @@ asio::awaitable<std::string> stream_once(sandbox::RemoteRunner& runner, const sa
 using CallFn = asio::awaitable<std::string> (*)(sandbox::RemoteRunner&, const sandbox::Command&,
                                                 std::uint64_t);
 
-void tiny(benchmark::State& state, CallFn call) {
-  run_coroutine(state, [&state, call](sandbox::RemoteRunner& runner) -> asio::awaitable<void> {
-    const auto bytes = workload().tiny_bytes;
-    const auto cmd = synth_command(bytes, bytes);
-    if (auto error = co_await call(runner, cmd, bytes); !error.empty()) {
-      state.SkipWithError(error.c_str());
-      co_return;
-    }
-    LatencySamples latencies;
-    latencies.reserve(static_cast<std::size_t>(state.max_iterations));
-    CpuMeter cpu;
-    cpu.start();
-    for (auto _ : state) {
-      const auto t0 = Clock::now();
-      auto error = co_await call(runner, cmd, bytes);
-      latencies.add(Clock::now() - t0);
-      if (!error.empty()) {
-        state.SkipWithError(error.c_str());
-        co_return;
-      }
-    }
-    cpu.report(state, static_cast<double>(state.iterations()), "exec");
-    latencies.report(state);
-  });
+void tiny(benchmark::State& state, CallFn call, std::shared_ptr<sandbox::Tracer> tracer = nullptr) {
+  run_coroutine(
+      state,
+      [&state, call](sandbox::RemoteRunner& runner) -> asio::awaitable<void> {
+        const auto bytes = workload().tiny_bytes;
+        const auto cmd = synth_command(bytes, bytes);
+        if (auto error = co_await call(runner, cmd, bytes); !error.empty()) {
+          state.SkipWithError(error.c_str());
+          co_return;
+        }
+        LatencySamples latencies;
+        latencies.reserve(static_cast<std::size_t>(state.max_iterations));
+        CpuMeter cpu;
+        cpu.start();
+        for (auto _ : state) {
+          const auto t0 = Clock::now();
+          auto error = co_await call(runner, cmd, bytes);
+          latencies.add(Clock::now() - t0);
+          if (!error.empty()) {
+            state.SkipWithError(error.c_str());
+            co_return;
+          }
+        }
+        cpu.report(state, static_cast<double>(state.iterations()), "exec");
+        latencies.report(state);
+      },
+      std::move(tracer));
 }
 
 void concurrent(benchmark::State& state, CallFn call) {
@@ -219,6 +225,13 @@ void bulk(benchmark::State& state, std::uint64_t chunk_bytes, CallFn call) {
 
 void tiny_sdk_exec(benchmark::State& state) { tiny(state, exec_once); }
 void tiny_sdk_stream(benchmark::State& state) { tiny(state, stream_once); }
+void tiny_sdk_exec_noop_tracer(benchmark::State& state) { tiny(state, exec_once, noop_tracer()); }
+#ifdef SANDBOX_BENCH_WITH_OTEL
+void tiny_sdk_exec_otel_tracer(benchmark::State& state) {
+  const auto caller = otel_caller_span();  // the benchmark thread runs the io_context
+  tiny(state, exec_once, otel_sdk_tracer());
+}
+#endif
 void concurrent_sdk_exec(benchmark::State& state) { concurrent(state, exec_once); }
 void concurrent_sdk_stream(benchmark::State& state) { concurrent(state, stream_once); }
 void bulk_sdk_exec(benchmark::State& state, std::uint64_t chunk_bytes) {

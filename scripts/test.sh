@@ -66,7 +66,8 @@ buf_lint() {
 
 # The installed package, as users consume it. The default build (static client, agent, CLI)
 # is installed into a temporary prefix and its tree checked; test/package is built against
-# it through find_package(sandbox_exec CONFIG) and through pkg-config. The client library
+# it through find_package(sandbox_exec CONFIG) (also a consumer of component opentelemetry)
+# and through pkg-config. The client library
 # alone (preset client-shared: shared, without agent, CLI, tests) is installed into a
 # second prefix, its SONAME checked, and the same consumer built against it both ways. Each
 # consumer runs one exec against an agent from the build tree.
@@ -93,10 +94,13 @@ package_test() {
   # find_package(sandbox_exec CONFIG): static and shared.
   local prefix
   for prefix in "$full" "$client"; do
+    # CONSUMER_TRACED: component opentelemetry is required and traced_app built on it
+    # (install-deps.sh installs opentelemetry-cpp, so both builds have the adapter).
     cmake -S "$root/test/package" -B "$prefix-cmake" -DCMAKE_PREFIX_PATH="$prefix" \
-      -DCMAKE_BUILD_TYPE=RelWithDebInfo
+      -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONSUMER_TRACED=ON
     cmake --build "$prefix-cmake" -j "$jobs"
     run_consumer "$prefix-cmake/app" "$version"
+    run_consumer "$prefix-cmake/traced_app" "$version"
   done
   readelf -d "$client-cmake/app" | grep NEEDED | grep -F "[$soname]"
   ldd "$client-cmake/app" | grep -F "$client/lib/$soname"

@@ -5,6 +5,8 @@
 #include <array>
 #include <string>
 
+#include "common/trace_message.hpp"
+
 namespace sandbox::agent {
 namespace {
 
@@ -119,8 +121,9 @@ void ExecTrace::end(const grpc::Status& given) noexcept {
   // was for.
   const grpc::Status status =
       exit_sent_ && given.error_code() == grpc::StatusCode::CANCELLED ? grpc::Status::OK : given;
+  const std::string message = trace_message(status.error_code(), status.error_message());
   if (setup_) {
-    if (!status.ok()) setup_->set_error(status.error_message());
+    if (!status.ok()) setup_->set_error(message);
     setup_->end();
     setup_.reset();
   }
@@ -129,7 +132,7 @@ void ExecTrace::end(const grpc::Status& given) noexcept {
   server_->set_attribute("sandbox.stderr.bytes_sent", static_cast<std::int64_t>(stderr_sent_));
   if (!status.ok()) {
     server_->set_attribute("error.type", code_name(status.error_code()));
-    server_->set_error(status.error_message());
+    server_->set_error(message);
   }
   server_->end();
   server_.reset();

@@ -3,6 +3,7 @@
 #include <array>
 #include <charconv>
 
+#include "common/trace_message.hpp"
 #include "sandbox/error.hpp"
 
 namespace sandbox::detail {
@@ -76,11 +77,25 @@ TraceTarget trace_target_of(const RemoteRunnerConfig& config) {
   return target;
 }
 
+CallTrace::~CallTrace() {
+  if (root_) root_->end();
+}
+
 std::unique_ptr<Span> CallTrace::start_attempt(const RetryStep& step,
                                                const v1::ExecRequest& request,
-                                               grpc::ClientContext& context) const {
+                                               grpc::ClientContext& context) {
   if (!target_->tracer) return nullptr;
   const TraceTarget& target = *target_;
+  if (!parent_ && !root_) {
+    std::array<Attribute, 2> attributes{{{"sandbox.exec_id", std::string_view(request.exec_id())}}};
+    std::size_t count = 1;
+    if (!target.sandbox_id.empty()) {
+      attributes[count++] = {"sandbox.id", std::string_view(target.sandbox_id)};
+    }
+    root_ = target.tracer->start_span("sandbox.exec", SpanKind::internal, nullptr,
+                                      std::span(attributes.data(), count));
+    parent_ = root_->as_parent();
+  }
   std::array<Attribute, 11> attributes{{
       {"rpc.system", std::string_view("grpc")},
       {"rpc.service", target.service},
@@ -108,6 +123,20 @@ std::unique_ptr<Span> CallTrace::start_attempt(const RetryStep& step,
     context.AddMetadata(std::string(key), std::string(value));
   });
   return span;
+}
+
+void CallTrace::end_call(const std::error_code& error, std::string_view message) noexcept {
+  if (!root_) return;
+  if (error) trace_error(*root_, error, message);
+  root_->end();
+  root_.reset();
+}
+
+void trace_error(Span& span, const std::error_code& error, std::string_view message) noexcept {
+  span.set_attribute("error.type", error_name(error));
+  // The SDK's own codes share gRPC's numbers; asio's and others never name the request.
+  const int code = error.category() == error_category() ? error.value() : 0;
+  span.set_error(trace_message(code, message));
 }
 
 void trace_started(Span& span, const v1::Started& started) noexcept {
@@ -141,10 +170,7 @@ void trace_attempt_end(Span& span, const ResponseSequence& sequence, std::uint64
     span.set_attribute("sandbox.exit_code", static_cast<std::int64_t>(exit.exit_code));
     span.set_attribute("sandbox.timed_out", exit.timed_out);
   }
-  if (end.error) {
-    span.set_attribute("error.type", error_name(end.error));
-    span.set_error(end.message);
-  }
+  if (end.error) trace_error(span, end.error, end.message);
   span.end();
 }
 

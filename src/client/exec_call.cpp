@@ -268,6 +268,7 @@ void CallBase::explain(Probe probe, const std::string& grpc_message, AttemptEnd&
 }
 
 void CallBase::conclude(RetryStep step, bool abandoned) {
+  trace_.end_call(step.error, step.message);
   finish(step.error, std::move(step.message));
   // After the outcome was handed over (the user never waits for the Cancel), and while
   // this call is still registered, so the runner never looks idle in between. gRPC

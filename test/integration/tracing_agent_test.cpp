@@ -174,8 +174,9 @@ TEST_F(TracingAgentSpansTest, AnAgentRefusalIsAnErrorServerSpanWithoutAProcessSp
   ASSERT_EQ(servers.size(), 1u);
   EXPECT_EQ(servers[0].parent_span_id, clients[0].span_id);
   EXPECT_TRUE(servers[0].error);
-  EXPECT_NE(servers[0].status_description.find("workdir"), std::string::npos)
-      << servers[0].status_description;
+  // The caller's message names the workdir; the span only the field (§15).
+  EXPECT_EQ(servers[0].status_description,
+            "workdir: refused (the message names request content, which is not traced)");
   EXPECT_EQ(servers[0].text("error.type"), "invalid_argument");
   EXPECT_EQ(servers[0].number("rpc.grpc.status_code"), 3);
   EXPECT_EQ(servers[0].find("sandbox.exit_code"), nullptr);
@@ -216,7 +217,7 @@ TEST_F(TracingAgentSpansTest, EachAttemptReachesTheAgentAsTheParentOfItsOwnServe
   EXPECT_EQ(named(spans, "sandbox.process").size(), 1u);
 }
 
-TEST_F(TracingAgentSpansTest, NoAgentSpanCarriesAnEnvValueArgvOrSecret) {
+TEST_F(TracingAgentSpansTest, NoSpanCarriesAnEnvValueArgvOrSecretNorARefusalNamingThem) {
   TempDir secrets;
   std::ofstream(secrets.path() / "api_key") << "s3cr3t-value-4711\n";
   RemoteRunnerConfig config;
@@ -226,22 +227,41 @@ TEST_F(TracingAgentSpansTest, NoAgentSpanCarriesAnEnvValueArgvOrSecret) {
   cmd.env = {{"API_KEY", "secret://api_key"}, {"CALL_ENV", "call-env-value-2342"}};
   const ExecResult result = run_bounded(io_, runner_->exec(cmd));
   ASSERT_EQ(result.exit_code(), 0) << result.error_message;
+  // A refusal whose message (for the caller) names the key and the missing reference.
+  Command missing{"true"};
+  missing.env = {{"MISSING_KEY", "secret://no_such_secret"}};
+  auto [refusal_error, refused] =
+      run_bounded(io_, runner_->exec(missing, as_tuple(asio::use_awaitable)));
+  ASSERT_EQ(refusal_error, errc::invalid_argument) << refused.error_message;
+  ASSERT_NE(refused.error_message.find("no_such_secret"), std::string::npos)
+      << "the caller is told which reference: " << refused.error_message;
 
-  const auto spans = settled_spans();
+  // Without a caller's span each call has its own root; it ends last on the client side.
+  tracing_.wait_for(2, "sandbox.exec");
+  const auto spans = settled_spans(2);
   std::size_t agent_spans = 0;
   for (const auto& span : spans) {
-    if (span.kind == "client") continue;  // tracing_test.cpp's
-    ++agent_spans;
+    if (span.kind == "server" || span.name == "sandbox.setup" || span.name == "sandbox.process") {
+      ++agent_spans;
+    }
     for (const std::string& text : span.strings()) {
       for (const char* forbidden :
            {"s3cr3t", "secret://", "api_key", "API_KEY", "config-env-value", "CONFIG_ENV",
-            "call-env-value", "CALL_ENV", "argv-value", "echo"}) {
+            "call-env-value", "CALL_ENV", "argv-value", "echo", "MISSING_KEY", "no_such_secret"}) {
         EXPECT_EQ(text.find(forbidden), std::string::npos)
             << span.name << " carries '" << forbidden << "' in " << text;
       }
     }
   }
-  EXPECT_EQ(agent_spans, 3u);  // SERVER, sandbox.setup, sandbox.process
+  // SERVER, sandbox.setup and sandbox.process; SERVER and sandbox.setup of the refusal.
+  EXPECT_EQ(agent_spans, 5u);
+  const auto servers = of_kind(spans, "server");
+  ASSERT_EQ(servers.size(), 2u);
+  const auto refusal = std::find_if(servers.begin(), servers.end(),
+                                    [](const SpanRecord& span) { return span.error; });
+  ASSERT_NE(refusal, servers.end());
+  EXPECT_EQ(refusal->status_description,
+            "env: refused (the message names request content, which is not traced)");
 }
 
 }  // namespace

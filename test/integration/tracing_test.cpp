@@ -21,11 +21,15 @@
 #include "fakes/io_harness.hpp"
 #include "integration/in_memory_tracing.hpp"
 #include "integration/span_record.hpp"
+#include "opentelemetry/context/propagation/global_propagator.h"
 #include "opentelemetry/exporters/memory/in_memory_span_exporter.h"
 #include "opentelemetry/sdk/trace/simple_processor_factory.h"
 #include "opentelemetry/sdk/trace/span_data.h"
 #include "opentelemetry/sdk/trace/tracer_provider.h"
+#include "opentelemetry/trace/context.h"
+#include "opentelemetry/trace/default_span.h"
 #include "opentelemetry/trace/scope.h"
+#include "opentelemetry/trace/trace_state.h"
 #include "sandbox/opentelemetry.hpp"
 #include "sandbox/sandbox.hpp"
 #include "support/agent_process.hpp"
@@ -151,16 +155,53 @@ TEST_F(TracingAgentTest, ExecIsOneClientSpanChildOfTheCallersSpanWithSection15sK
   EXPECT_EQ(span.events[0].name, "sandbox.started");
 }
 
-TEST_F(TracingAgentTest, WithoutAnActiveSpanTheExecSpanIsARoot) {
+TEST_F(TracingAgentTest, WithoutAnActiveSpanTheCallHasItsOwnRootSpan) {
   RemoteRunner runner(io_.get_executor(), config());
+  Command command{"true"};
+  command.exec_id = "7c1f0c4e-0000-4000-8000-00000000000a";
+
+  auto [ec, result] = exec(runner, command);
+
+  ASSERT_FALSE(ec) << ec.message() << ": " << result.error_message;
+  const auto roots = tracing_.wait_for(1, "sandbox.exec");
+  const auto spans = tracing_.wait_for(1);
+  ASSERT_EQ(roots.size(), 1u);
+  ASSERT_EQ(spans.size(), 1u);
+  const SpanRecord& root = roots[0];
+  EXPECT_EQ(root.parent_span_id, "");
+  EXPECT_EQ(root.trace_id.size(), 32u);
+  EXPECT_EQ(root.kind, "internal");
+  EXPECT_FALSE(root.error);
+  EXPECT_EQ(root.keys(), (std::set<std::string>{"sandbox.exec_id"}));
+  EXPECT_EQ(root.text("sandbox.exec_id"), "7c1f0c4e-0000-4000-8000-00000000000a");
+  EXPECT_EQ(spans[0].trace_id, root.trace_id);
+  EXPECT_EQ(spans[0].parent_span_id, root.span_id);
+}
+
+// Retries of a call nobody traces around still share one trace, as siblings (§15).
+TEST_F(TracingAgentTest, WithoutAnActiveSpanRetriesAreSiblingsUnderTheCallsRootSpan) {
+  RemoteRunnerConfig unreachable = config();
+  unreachable.address = "unix:" + (dir_.path() / "nobody-listens.sock").string();
+  unreachable.retry.max_attempts = 3;
+  unreachable.retry.initial_backoff = 10ms;
+  unreachable.sandbox_id = "configured-box";
+  RemoteRunner runner(io_.get_executor(), unreachable);
 
   auto [ec, result] = exec(runner, Command{"true"});
 
-  ASSERT_FALSE(ec) << ec.message() << ": " << result.error_message;
-  const auto spans = tracing_.wait_for(1);
-  ASSERT_EQ(spans.size(), 1u);
-  EXPECT_EQ(spans[0].parent_span_id, "");
-  EXPECT_EQ(spans[0].trace_id.size(), 32u);
+  ASSERT_EQ(ec, errc::unavailable) << ec.message();
+  const auto roots = tracing_.wait_for(1, "sandbox.exec");
+  const auto attempts = tracing_.wait_for(3);
+  ASSERT_EQ(roots.size(), 1u);
+  ASSERT_EQ(attempts.size(), 3u);
+  for (const SpanRecord& attempt : attempts) {
+    EXPECT_EQ(attempt.trace_id, roots[0].trace_id);
+    EXPECT_EQ(attempt.parent_span_id, roots[0].span_id);
+  }
+  EXPECT_TRUE(roots[0].error);
+  EXPECT_EQ(roots[0].text("error.type"), "unavailable");
+  EXPECT_EQ(roots[0].text("sandbox.id"), "configured-box");
+  EXPECT_EQ(roots[0].status_description, result.error_message);
 }
 
 TEST_F(TracingAgentTest, CommandTimeoutIsTimedOutAndExit124NotAnError) {
@@ -194,7 +235,11 @@ TEST_F(TracingAgentTest, ExecRefusedByTheAgentIsAnErrorSpanWithErrorType) {
   const SpanRecord& span = spans[0];
   EXPECT_EQ(span.parent_span_id, call.span_id);
   EXPECT_TRUE(span.error);
-  EXPECT_EQ(span.status_description, call.result.error_message);
+  // The caller is told what was wrong with the workdir; the span only which field (§15).
+  EXPECT_THAT(call.result.error_message, HasSubstr("workdir"));
+  EXPECT_NE(span.status_description, call.result.error_message);
+  EXPECT_EQ(span.status_description,
+            "workdir: refused (the message names request content, which is not traced)");
   EXPECT_EQ(span.text("error.type"), "invalid_argument");
   EXPECT_EQ(span.number("rpc.grpc.status_code"), 3);  // INVALID_ARGUMENT
   // Refused before `started`: nothing the agent would have told is there.
@@ -305,13 +350,15 @@ TEST_F(TracingAgentTest, NoArgvEnvStdinOutputOrSecretInAnySpan) {
   ASSERT_FALSE(used.error) << used.error.message() << ": " << used.result.error_message;
   ASSERT_THAT(used.result.stdout_data, HasSubstr(output));
   ASSERT_EQ(refused.error, errc::invalid_argument) << refused.result.error_message;
+  ASSERT_THAT(refused.result.error_message, HasSubstr("no_such_secret")) << "the caller is told";
   const auto spans = tracing_.wait_for(2);
   ASSERT_EQ(spans.size(), 2u);
   EXPECT_TRUE(spans[1].error);
   for (const SpanRecord& span : spans) {
     for (const std::string& text : span.strings()) {
-      for (const std::string& value : {secret, plain, arg, input, output, std::string("secret://"),
-                                       std::string("PLAIN_VALUE")}) {
+      for (const std::string& value :
+           {secret, plain, arg, input, output, std::string("secret://"), std::string("PLAIN_VALUE"),
+            std::string("API_KEY"), std::string("no_such_secret")}) {
         EXPECT_THAT(text, Not(HasSubstr(value))) << "span " << span.span_id << " carries " << value;
       }
     }
@@ -353,6 +400,48 @@ TEST(TracingFakeAgentTest, EveryAttemptCarriesItsOwnSpansTraceparent) {
   }
   EXPECT_EQ(spans[0].trace_id, hex(parent->GetContext().trace_id()));
   EXPECT_NE(spans[0].span_id, spans[1].span_id);
+}
+
+// A caller's context that carries a W3C tracestate (a vendor's entry from upstream) passes
+// it on to every attempt, unchanged, next to that attempt's own traceparent.
+TEST(TracingFakeAgentTest, TheCallersTracestateReachesEveryAttempt) {
+  InMemoryTracing tracing;
+  FakeAgent agent(resuming_after_failures(std::string(6000, 'x'), 1, 3000));
+  RemoteRunnerConfig config = runner_config(agent);
+  config.tracer = tracing.sdk_tracer();
+  asio::io_context io;
+  const std::uint8_t trace_bytes[16] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
+                                        0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
+  const std::uint8_t span_bytes[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
+  const api::SpanContext upstream(api::TraceId(trace_bytes), api::SpanId(span_bytes),
+                                  api::TraceFlags(api::TraceFlags::kIsSampled), true,
+                                  api::TraceState::FromHeader("congo=t61rcWkgMzE,rojo=00f067aa"));
+  std::error_code ec;
+  ExecResult result;
+  {
+    RemoteRunner runner(io.get_executor(), config);
+    api::Scope active(nostd::shared_ptr<api::Span>(new api::DefaultSpan(upstream)));
+    std::tie(ec, result) = run_bounded(
+        io, runner.exec(Command{"anything"}, asio::experimental::as_tuple(asio::use_awaitable)),
+        30s);
+  }
+
+  ASSERT_FALSE(ec) << ec.message() << ": " << result.error_message;
+  const auto spans = tracing.wait_for(2);
+  const auto calls = agent.calls();
+  ASSERT_EQ(spans.size(), 2u);
+  ASSERT_EQ(calls.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    SCOPED_TRACE("attempt " + std::to_string(i + 1));
+    EXPECT_EQ(spans[i].trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+    EXPECT_EQ(spans[i].parent_span_id, "00f067aa0ba902b7");
+    const auto [begin, end] = calls[i].metadata.equal_range("tracestate");
+    ASSERT_EQ(std::distance(begin, end), 1) << "one tracestate per attempt";
+    EXPECT_EQ(begin->second, "congo=t61rcWkgMzE,rojo=00f067aa");
+    const auto parent = calls[i].metadata.find("traceparent");
+    ASSERT_NE(parent, calls[i].metadata.end());
+    EXPECT_EQ(parent->second, "00-4bf92f3577b34da6a3ce929d0e0e4736-" + spans[i].span_id + "-01");
+  }
 }
 
 // The first exit_code ends the call and the SDK cancels the RPC: the attempt's status is
@@ -422,6 +511,66 @@ TEST(TracingAdapterTest, ExtractReadsTheTraceparentAClientInjected) {
   ASSERT_EQ(servers.size(), 1u);
   ASSERT_EQ(clients.size(), 1u);
   EXPECT_EQ(servers[0].kind, "server");
+  EXPECT_EQ(servers[0].trace_id, clients[0].trace_id);
+  EXPECT_EQ(servers[0].parent_span_id, clients[0].span_id);
+}
+
+// A program that set a global propagator (B3, its vendor's) gets it, on both sides.
+class SpanIdPropagator final : public opentelemetry::context::propagation::TextMapPropagator {
+ public:
+  void Inject(opentelemetry::context::propagation::TextMapCarrier& carrier,
+              const opentelemetry::context::Context& context) noexcept override {
+    const api::SpanContext span = api::GetSpan(context)->GetContext();
+    carrier.Set("x-test-trace", hex(span.trace_id()) + "/" + hex(span.span_id()));
+  }
+  opentelemetry::context::Context Extract(
+      const opentelemetry::context::propagation::TextMapCarrier& carrier,
+      opentelemetry::context::Context& context) noexcept override {
+    const std::string value(carrier.Get("x-test-trace"));
+    if (value.size() != 49) return context;
+    std::uint8_t trace[16];
+    std::uint8_t span[8];
+    for (std::size_t i = 0; i < 16; ++i) trace[i] = std::stoi(value.substr(2 * i, 2), nullptr, 16);
+    for (std::size_t i = 0; i < 8; ++i)
+      span[i] = std::stoi(value.substr(33 + 2 * i, 2), nullptr, 16);
+    const api::SpanContext remote(api::TraceId(trace), api::SpanId(span),
+                                  api::TraceFlags(api::TraceFlags::kIsSampled), true);
+    return api::SetSpan(context, nostd::shared_ptr<api::Span>(new api::DefaultSpan(remote)));
+  }
+  bool Fields(nostd::function_ref<bool(nostd::string_view)> callback) const noexcept override {
+    return callback("x-test-trace");
+  }
+};
+
+TEST(TracingAdapterTest, AGlobalPropagatorReplacesW3cOnBothSides) {
+  namespace propagation = opentelemetry::context::propagation;
+  const auto previous = propagation::GlobalTextMapPropagator::GetGlobalPropagator();
+  propagation::GlobalTextMapPropagator::SetGlobalPropagator(
+      nostd::shared_ptr<propagation::TextMapPropagator>(new SpanIdPropagator));
+  InMemoryTracing tracing;
+  const auto tracer = tracing.sdk_tracer();
+  auto client = tracer->start_span("client", SpanKind::client, nullptr, {});
+  std::map<std::string, std::string> metadata;
+  client->inject([&](std::string_view key, std::string_view value) {
+    metadata[std::string(key)] = std::string(value);
+  });
+  const auto parent = tracer->extract([&](std::string_view key) -> std::string_view {
+    const auto it = metadata.find(std::string(key));
+    return it == metadata.end() ? std::string_view() : std::string_view(it->second);
+  });
+  propagation::GlobalTextMapPropagator::SetGlobalPropagator(previous);
+  ASSERT_NE(parent, nullptr);
+  auto server = tracer->start_span("server", SpanKind::server, parent.get(), {});
+  server->end();
+  client->end();
+
+  EXPECT_EQ(metadata.count("traceparent"), 0u);
+  ASSERT_EQ(metadata.count("x-test-trace"), 1u);
+  const auto servers = tracing.wait_for(1, "server");
+  const auto clients = tracing.wait_for(1, "client");
+  ASSERT_EQ(servers.size(), 1u);
+  ASSERT_EQ(clients.size(), 1u);
+  EXPECT_EQ(metadata["x-test-trace"], clients[0].trace_id + "/" + clients[0].span_id);
   EXPECT_EQ(servers[0].trace_id, clients[0].trace_id);
   EXPECT_EQ(servers[0].parent_span_id, clients[0].span_id);
 }

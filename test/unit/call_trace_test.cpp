@@ -9,11 +9,14 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "client/detail/call_trace.hpp"
+#include "common/trace_message.hpp"
+#include "sandbox/error.hpp"
 #include "sandbox/tracing.hpp"
 
 namespace sandbox::detail {
@@ -39,6 +42,7 @@ struct RecordedSpan {
   std::map<std::string, Value> attributes;
   std::vector<std::pair<std::string, std::string>> injected;
   bool ended = false;
+  std::optional<std::string> error;  // set_error's description
 };
 
 // Records what the SDK asks of its spans; injects a fixed traceparent.
@@ -51,7 +55,9 @@ class RecordingTracer final : public Tracer {
       record_.attributes[std::string(key)] = owned(value);
     }
     void add_event(std::string_view, std::span<const Attribute>) noexcept override {}
-    void set_error(std::string_view) noexcept override {}
+    void set_error(std::string_view description) noexcept override {
+      record_.error = std::string(description);
+    }
     void inject(const MetadataWriter& write) const noexcept override {
       write("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
       record_.injected.emplace_back("traceparent", "set");
@@ -63,7 +69,10 @@ class RecordingTracer final : public Tracer {
     RecordedSpan& record_;
   };
 
-  std::shared_ptr<const SpanParent> current() const override { return nullptr; }
+  /// A caller's active span, unless `without_caller`.
+  std::shared_ptr<const SpanParent> current() const override {
+    return without_caller ? nullptr : std::make_shared<const SpanParent>();
+  }
   std::shared_ptr<const SpanParent> extract(const MetadataReader&) const override {
     return nullptr;
   }
@@ -79,6 +88,7 @@ class RecordingTracer final : public Tracer {
   }
 
   std::deque<RecordedSpan> spans;  // deque: spans keep their address
+  bool without_caller = false;
 };
 
 // The first attempt's span of a call to `address`, on a recording tracer.
@@ -200,6 +210,77 @@ TEST(CallTraceTest, WithoutATracerNoSpanStarts) {
   step.attempt = 1;
   grpc::ClientContext context;
   EXPECT_EQ(trace.start_attempt(step, v1::ExecRequest{}, context), nullptr);
+}
+
+TEST(CallTraceTest, WithoutACallersSpanTheCallHasARootSpanThatParentsEveryAttempt) {
+  auto tracer = std::make_shared<RecordingTracer>();
+  tracer->without_caller = true;
+  RemoteRunnerConfig config;
+  config.address = "127.0.0.1:7070";
+  config.tracer = tracer;
+  config.sandbox_id = "box-1";
+  const TraceTarget target = trace_target_of(config);
+  CallTrace trace(target);
+  v1::ExecRequest request;
+  request.set_exec_id("0b5c3c62-5d86-4b8e-9a3f-0f4a1b2c3d4e");
+  RetryStep step;
+  step.kind = RetryStep::Kind::attempt;
+  for (std::uint32_t attempt = 1; attempt <= 2; ++attempt) {
+    step.attempt = attempt;
+    grpc::ClientContext context;
+    auto span = trace.start_attempt(step, request, context);
+    ASSERT_NE(span, nullptr);
+    span->end();
+  }
+  ASSERT_EQ(tracer->spans.size(), 3u) << "one root and two attempts";
+  const RecordedSpan& root = tracer->spans.front();
+  EXPECT_EQ(root.name, "sandbox.exec");
+  EXPECT_EQ(root.kind, SpanKind::internal);
+  EXPECT_THAT(root.attributes, Contains(Pair("sandbox.exec_id", Value(request.exec_id()))));
+  EXPECT_THAT(root.attributes, Contains(Pair("sandbox.id", Value(std::string("box-1")))));
+  EXPECT_FALSE(root.ended) << "the root lives as long as the call";
+
+  trace.end_call(make_error_code(errc::unavailable), "failed to connect to all addresses");
+  EXPECT_TRUE(root.ended);
+  EXPECT_THAT(root.attributes, Contains(Pair("error.type", Value(std::string("unavailable")))));
+  EXPECT_EQ(root.error, "failed to connect to all addresses");
+}
+
+TEST(CallTraceTest, UnderACallersSpanNoRootSpanStarts) {
+  const RecordedSpan span = first_attempt_span("127.0.0.1:7070");
+  EXPECT_EQ(span.name, "sandbox.v1.SandboxExecService/Exec");  // the only span: checked there
+}
+
+TEST(CallTraceTest, AnErrorThatNamesRequestContentKeepsOnlyItsFieldInTheSpan) {
+  auto tracer = std::make_shared<RecordingTracer>();
+  RemoteRunnerConfig config;
+  config.address = "127.0.0.1:7070";
+  config.tracer = tracer;
+  auto span = tracer->start_span("s", SpanKind::client, nullptr, {});
+  trace_error(*span, make_error_code(errc::invalid_argument),
+              "env[DB_PASSWORD]: secret 'db/password' not found in the agent's secret store");
+  EXPECT_EQ(tracer->spans.front().error,
+            "env: refused (the message names request content, which is not traced)");
+  EXPECT_THAT(tracer->spans.front().attributes,
+              Contains(Pair("error.type", Value(std::string("invalid_argument")))));
+}
+
+TEST(TraceMessageTest, RefusalsOfRequestContentKeepTheirLeadingField) {
+  constexpr std::string_view kRefused =
+      ": refused (the message names request content, which is not traced)";
+  EXPECT_EQ(trace_message(3, "env[KEY]: key must not contain '='"), "env" + std::string(kRefused));
+  EXPECT_EQ(trace_message(9, "workdir: '/etc' is outside the workspace"),
+            "workdir" + std::string(kRefused));
+  EXPECT_EQ(trace_message(3, "exec_id: must be at most 36 characters"),
+            "exec_id" + std::string(kRefused));
+  EXPECT_EQ(trace_message(3, "[odd] message"), "request" + std::string(kRefused));
+}
+
+TEST(TraceMessageTest, OtherErrorsKeepTheirWholeMessage) {
+  EXPECT_EQ(trace_message(14, "failed to connect to all addresses"),
+            "failed to connect to all addresses");
+  EXPECT_EQ(trace_message(0, "cancelled by the caller"), "cancelled by the caller");
+  EXPECT_EQ(trace_message(4, "Deadline Exceeded"), "Deadline Exceeded");
 }
 
 }  // namespace

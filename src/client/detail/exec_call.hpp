@@ -93,7 +93,7 @@ class CallBase : protected RunnerMembership, public std::enable_shared_from_this
   /// Ends the call: asks the agent to kill the command when the client abandoned it.
   void conclude(RetryStep step, bool abandoned);
 
-  CallTrace trace_;  // read by run() only, one attempt at a time
+  CallTrace trace_;  // used by run() and conclude() only, one attempt at a time
   mutable std::mutex mutex_;
   std::optional<RetryFsm> fsm_;         // guarded by mutex_; set by start_call
   std::shared_ptr<Attempt> attempt_;    // guarded by mutex_: the attempt in flight
