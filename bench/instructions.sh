@@ -11,10 +11,10 @@
 # one exec (tiny, concurrent64: 64 execs per iteration) or one MiB (bulk, 8 MiB per
 # iteration). Connection set-up and warm-up cancel out.
 #
-# --tracing: what tracing costs an exec when no tracer is set (issue 6's "zero cost when
-# unused"): the instructions of the SDK's tracing functions (CallTrace, trace_*) inclusive,
-# per exec of tiny_exec/sdk_exec, beside the exec's whole count; and the whole count with a
-# no-op tracer (tiny_exec/sdk_exec_noop_tracer).
+# --tracing: what tracing costs an exec (issue 6: "zero cost when unused"). For
+# tiny_exec/sdk_exec (no tracer), .../sdk_exec_noop_tracer and .../sdk_exec_otel_tracer: the
+# instructions of the SDK's tracing functions (CallTrace, trace_*) inclusive of what they
+# call (the tracer's spans), per exec; then the untraced exec's whole count beside them.
 set -eu
 tracing=no
 if [ "$1" = --tracing ]; then
@@ -38,30 +38,39 @@ client_ir() {  # ROW ITERATIONS -> instructions of the client process
   # The client is the process valgrind started; the forked server writes its own file.
   sed -n 's/^summary: //p' "$dir/cg.$pid"
 }
-tracing_ir() {  # ITERATIONS -> instructions inside the SDK's tracing functions, untraced exec
+tracing_ir() {  # ROW ITERATIONS -> instructions inside the SDK's tracing functions
   rm -f "$dir"/cg.*
   valgrind --tool=callgrind --callgrind-out-file="$dir/cg.%p" --trace-children=no \
-    "$bin" --short --separate_server --iterations="$1" --benchmark_filter='tiny_exec/sdk_exec/' \
+    "$bin" --short --separate_server --iterations="$2" --benchmark_filter="$1" \
     >/dev/null 2>&1 &
   pid=$!
   wait $pid
   # Inclusive counts of every function of the tracing glue (their callees are theirs too).
+  # Their lines, and their inlined lines attributed to headers; not the call-graph lines
+  # ("=>"), which repeat them.
   callgrind_annotate --inclusive=yes --threshold=100 "$dir/cg.$pid" 2>/dev/null |
-    grep -E 'sandbox::detail::(CallTrace::|trace_(started|attempt_end|error))' |
+    grep -E 'sandbox::detail::(CallTrace::|trace_(started|attempt_end|error))' | grep -v '=>' |
     awk '{ gsub(",", "", $1); sum += $1 } END { print sum + 0 }'
 }
 if [ $tracing = yes ]; then
-  a=$(tracing_ir 2)
-  b=$(tracing_ir 6)
-  printf 'tracing functions, no tracer set: %.1f instructions per exec\n' "$(echo "($b - $a) / 4" | bc -l)"
-  set -- 'tiny_exec/sdk_exec/' 'tiny_exec/sdk_exec_noop_tracer/'
+  printf '%-36s %14s\n' row 'in tracing code'
+  for row in 'tiny_exec/sdk_exec/' 'tiny_exec/sdk_exec_noop_tracer/' 'tiny_exec/sdk_exec_otel_tracer/'; do
+    a=$(tracing_ir "$row" 2)
+    b=$(tracing_ir "$row" 22)
+    printf '%-36s %14.0f per exec\n' "$row" "$(echo "($b - $a) / 20" | bc -l)"
+  done
+  set -- 'tiny_exec/sdk_exec/'
 fi
 printf '%-36s %14s\n' row instructions
+# More iterations for the tracing comparison: its difference is small beside the noise of
+# gRPC's background threads.
+few=2 many=6
+[ $tracing = yes ] && many=42
 for row in "$@"; do
-  a=$(client_ir "$row" 2)
-  b=$(client_ir "$row" 6)
+  a=$(client_ir "$row" $few)
+  b=$(client_ir "$row" $many)
   case $row in
-    tiny*) unit=exec; work=4 ;;
+    tiny*) unit=exec; work=$((many - few)) ;;
     concurrent*) unit=exec; work=256 ;;
     bulk*) unit=MiB; work=32 ;;
     *) unit=iteration; work=4 ;;

@@ -117,7 +117,7 @@ std::unique_ptr<Span> ExecTrace::start_process() const {
 
 void ExecTrace::end(const grpc::Status& given) noexcept {
   if (!server_) return;
-  // A client ends the RPC itself once it holds the exit (the SDK does): the call did what it
+  // A client may end the RPC itself once it holds the exit (behavior.md §3): the call did what it
   // was for.
   const grpc::Status status =
       exit_sent_ && given.error_code() == grpc::StatusCode::CANCELLED ? grpc::Status::OK : given;

@@ -149,9 +149,9 @@ void trace_started(Span& span, const v1::Started& started) noexcept {
 void trace_attempt_end(Span& span, const ResponseSequence& sequence, std::uint64_t resumed_stdout,
                        std::uint64_t resumed_stderr, const grpc::Status& status,
                        const AttemptEnd& end) noexcept {
-  // The first exit_code ends the call: the SDK cancels the rest of the RPC then, racing the
-  // agent's OK trailers, so an attempt that received the exit reports OK whichever won (as
-  // the agent's span of it does).
+  // The first exit_code ends the call: the SDK cancels an RPC whose status does not follow
+  // the exit (behavior.md §3), so an attempt that received the exit reports OK either way
+  // (as the agent's span of it does).
   const grpc::StatusCode code =
       sequence.exited() && status.error_code() == grpc::StatusCode::CANCELLED ? grpc::StatusCode::OK
                                                                               : status.error_code();

@@ -11,13 +11,6 @@
 namespace sandbox::detail {
 namespace {
 
-// gRPC takes deadlines only as system_clock time points; the FSM counts in steady time.
-std::chrono::system_clock::time_point to_system(std::chrono::steady_clock::time_point when) {
-  return std::chrono::system_clock::now() +
-         std::chrono::duration_cast<std::chrono::system_clock::duration>(
-             when - std::chrono::steady_clock::now());
-}
-
 // The server's `grpc-retry-pushback-ms` trailer (gRFC A6); a value that is not a
 // non-negative integer means "do not retry", as A6 says.
 std::optional<std::chrono::milliseconds> pushback_of(const grpc::ClientContext& context) {

@@ -117,14 +117,18 @@ void StreamRpc::on_read(Attempt& attempt, bool ok) {
   std::optional<OutputChunk> chunk;
   bool release = false;
   bool read_again = false;
+  bool after_exit = false;
   auto end_reason = CancelReason::none;
   {
     std::lock_guard lock(s.mutex);
     s.reading = false;
     if (!ok || s.ended) {
       // This attempt is over (OnDone brings the status, and maybe a retry), or a
-      // cancellation made this read moot.
+      // cancellation made this read moot, or this was the read after the exit.
       release = std::exchange(s.holding, false);
+      // A message after the exit: the agent keeps the stream open, the client ends it
+      // (ignored when a cancellation already ended the stream).
+      if (ok) end_reason = CancelReason::exited;
     } else {
       v1::ExecResponse& response = attempt.response;
       switch (attempt.sequence.accept(response)) {
@@ -146,13 +150,15 @@ void StreamRpc::on_read(Attempt& attempt, bool ok) {
           break;
         }
         case ResponseKind::exit: {
-          // The first exit_code ends the stream, even if the agent keeps it open.
+          // The first exit_code ends the stream, even if the agent keeps it open. One more
+          // read, which the agent's status ends at once (bounded: end_after_exit), ends the
+          // RPC: cancelling it here instead cost a cancellation through gRPC's stack (and an
+          // RST_STREAM) for every call.
           s.exit = attempt.sequence.exit_status();
           s.identity = attempt.sequence.info();
           s.outcome = std::error_code{};
           s.ended = true;
-          release = std::exchange(s.holding, false);
-          end_reason = CancelReason::exited;
+          after_exit = true;
           if (s.waiting && s.ready.empty()) deliver = std::move(s.waiting);
           break;
         }
@@ -162,10 +168,11 @@ void StreamRpc::on_read(Attempt& attempt, bool ok) {
           end_reason = CancelReason::violation;
           break;
       }
-      read_again = !s.ended && s.ready.size() < s.read_ahead;
+      read_again = after_exit || (!s.ended && s.ready.size() < s.read_ahead);
       s.reading = read_again;
     }
   }
+  if (after_exit) core_->end_after_exit(shared_from_this());
   if (deliver) deliver({}, std::move(chunk));
   if (end_reason != CancelReason::none) cancel_with(end_reason);
   if (release) attempt.RemoveHold();

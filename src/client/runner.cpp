@@ -46,6 +46,7 @@ void RunnerCore::remove(RunnerMembership* member) {
 
 void RunnerCore::close() noexcept {
   std::vector<std::shared_ptr<CallBase>> live;
+  std::unique_ptr<grpc::Alarm> exit_alarm;
   {
     std::lock_guard lock(mutex_);
     closed_ = true;
@@ -53,9 +54,55 @@ void RunnerCore::close() noexcept {
     for (auto& [call, weak] : calls_) {
       if (auto strong = weak.lock()) live.push_back(std::move(strong));
     }
+    // Every waiting call is cancelled below; the alarm's callback still runs (ok false).
+    exit_waits_.clear();
+    exit_alarm = std::move(exit_alarm_);
   }
+  if (exit_alarm) exit_alarm->Cancel();
   // Outside the lock: TryCancel may run OnDone inline, and OnDone calls remove().
   for (auto& call : live) call->cancel_with(CancelReason::closed);
+}
+
+void RunnerCore::end_after_exit(const std::shared_ptr<CallBase>& call) {
+  std::lock_guard lock(mutex_);
+  if (closed_) return;  // close() cancels every call
+  exit_waits_.push_back({std::chrono::steady_clock::now() + kExitStatusWait, call});
+  if (!exit_alarm_armed_) arm_exit_alarm_locked();
+}
+
+void RunnerCore::arm_exit_alarm_locked() {
+  exit_alarm_armed_ = true;
+  exit_alarm_ = std::make_unique<grpc::Alarm>();
+  // The callback runs on a gRPC thread, never inline, so setting it under the lock is safe.
+  ordered_before(&exit_alarm_);  // before Set: gRPC hands the callback over unseen by TSan
+  exit_alarm_->Set(to_system(exit_waits_.front().due), [this](bool ok) {
+    ordered_after(&exit_alarm_);
+    exit_alarm_fired(ok);
+  });
+}
+
+void RunnerCore::exit_alarm_fired(bool ok) {
+  std::vector<std::shared_ptr<CallBase>> overdue;
+  // The alarm that fired, destroyed after its callback ran (gRPC holds its own reference
+  // while the callback runs); a successor may be armed meanwhile.
+  std::unique_ptr<grpc::Alarm> fired;
+  {
+    std::lock_guard lock(mutex_);
+    exit_alarm_armed_ = false;
+    if (ok && !closed_) {
+      fired = std::move(exit_alarm_);
+      const auto now = std::chrono::steady_clock::now();
+      while (!exit_waits_.empty() && exit_waits_.front().due <= now) {
+        // Calls whose RPC ended meanwhile are gone or done: cancelling them changes nothing.
+        if (auto call = exit_waits_.front().call.lock()) overdue.push_back(std::move(call));
+        exit_waits_.pop_front();
+      }
+      if (!exit_waits_.empty()) arm_exit_alarm_locked();
+    }
+    // Notified under the lock: the waiter may destroy the core as soon as it wakes.
+    if (idle_locked()) idle_.notify_all();
+  }
+  for (auto& call : overdue) call->cancel_with(CancelReason::exited);
 }
 
 bool RunnerCore::closed() const noexcept {
@@ -182,6 +229,11 @@ class ExecOperation final : public Operation, public CallBase {
   // collected so far, so the parts below never overlap.
   void on_read(Attempt& attempt, bool ok) override {
     if (!ok) return;  // OnDone follows with the status
+    if (completed_) {
+      // A message after the exit: the agent keeps the stream open, the client ends it.
+      cancel_with(CancelReason::exited);
+      return;
+    }
     v1::ExecResponse& response = attempt.response;
     switch (attempt.sequence.accept(response)) {
       case ResponseKind::started:
@@ -203,7 +255,11 @@ class ExecOperation final : public Operation, public CallBase {
         result_.status.stderr_truncated |= stderr_cut;
         info_ = attempt.sequence.info();
         complete({}, {});
-        cancel_with(CancelReason::exited);
+        // One more read, which the agent's status ends at once (bounded: end_after_exit):
+        // cancelling the RPC here instead cost a cancellation through gRPC's stack, and an
+        // RST_STREAM to the agent, for every exec.
+        core_->end_after_exit(shared_from_this());
+        attempt.read_next();
         return;
       }
       case ResponseKind::violation:

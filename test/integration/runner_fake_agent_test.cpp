@@ -11,7 +11,9 @@
 #include <asio/post.hpp>
 #include <asio/use_future.hpp>
 #include <atomic>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <thread>
 
 #include "fakes/fake_agent.hpp"
@@ -136,6 +138,80 @@ TEST(RunnerFakeAgentTest, FirstExitCodeEndsTheCallEvenIfTheAgentKeepsTheStreamOp
   }  // the runner's destructor waits for the RPC to end
   EXPECT_TRUE(eventually([&] { return cancels_seen.load() == 1; }))
       << "the client must end the RPC after the exit";
+}
+
+// behavior.md §3: the client waits a bounded time (kExitStatusWait, 100 ms) for the status
+// after the exit, then cancels; the runner stays alive here, so its close() cannot be what
+// ends the RPC. Both exec() and stream().
+TEST(RunnerFakeAgentTest, AnAgentThatKeepsTheStreamOpenAfterTheExitIsCancelledWhileTheRunnerLives) {
+  std::atomic<int> cancels_seen{0};
+  FakeAgent agent(exiting_then_holding_open(cancels_seen, 5));
+  asio::io_context io;
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
+
+  const auto result = run_bounded(io, runner.exec({"true"}), 10s);
+  ASSERT_EQ(result.exit_code(), 5);
+  EXPECT_TRUE(eventually([&] { return cancels_seen.load() == 1; }))
+      << "exec(): the client never ended the RPC the agent kept open after the exit";
+
+  auto stream = runner.stream({"true"});
+  auto [ec, chunk] = run_bounded(io, stream.next(as_tuple(asio::use_awaitable)), 10s);
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_FALSE(chunk.has_value());
+  EXPECT_EQ(stream.exit_status().exit_code, 5);
+  EXPECT_TRUE(eventually([&] { return cancels_seen.load() == 2; }))
+      << "stream(): the client never ended the RPC the agent kept open after the exit";
+}
+
+// An agent that ends the RPC a little after the exit (well within the client's wait) sees
+// no cancellation: the RPC ends with the agent's status, as the reference agent's do. A
+// cancellation costs both sides a trip through gRPC's stack and an RST_STREAM.
+TEST(RunnerFakeAgentTest, AnAgentThatEndsTheRpcAfterTheExitIsNotCancelled) {
+  std::atomic<int> cancelled{0};
+  std::atomic<int> ended{0};
+  std::mutex mutex;
+  std::condition_variable client_has_exit_cv;
+  bool client_has_exit = false;
+  FakeAgent agent(
+      [&](grpc::ServerContext& context, const v1::ExecRequest& request, ExecWriter& writer) {
+        writer.Write(started_message(request.exec_id()));
+        writer.Write(exit_message(0));
+        {
+          std::unique_lock lock(mutex);
+          client_has_exit_cv.wait_for(lock, 10s, [&] { return client_has_exit; });
+          client_has_exit = false;
+        }
+        // A cancellation sent on receiving the exit would arrive within this; the client's
+        // bounded wait (100 ms from its receiving the exit) ends later.
+        const auto until = std::chrono::steady_clock::now() + 30ms;
+        while (!context.IsCancelled() && std::chrono::steady_clock::now() < until) {
+          std::this_thread::sleep_for(1ms);
+        }
+        if (context.IsCancelled()) ++cancelled;
+        ++ended;
+        return grpc::Status::OK;
+      });
+  asio::io_context io;
+  RemoteRunner runner(io.get_executor(), runner_config(agent));
+  const auto told = [&] {
+    std::lock_guard lock(mutex);
+    client_has_exit = true;
+    client_has_exit_cv.notify_all();
+  };
+
+  const auto result = run_bounded(io, runner.exec({"true"}), 10s);
+  told();
+  ASSERT_EQ(result.exit_code(), 0);
+  ASSERT_TRUE(eventually([&] { return ended.load() == 1; }));
+
+  auto stream = runner.stream({"true"});
+  auto [ec, chunk] = run_bounded(io, stream.next(as_tuple(asio::use_awaitable)), 10s);
+  told();
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_FALSE(chunk.has_value());
+  ASSERT_TRUE(eventually([&] { return ended.load() == 2; }));
+
+  EXPECT_EQ(cancelled.load(), 0) << "the client cancelled RPCs that the agent was ending";
 }
 
 TEST(RunnerFakeAgentTest, AgentStatusMessageIsKept) {

@@ -3,12 +3,14 @@
 // calls in flight (for close() and for the destructor's wait), and the Cancel RPCs it sends
 // for calls the client abandoned.
 
+#include <grpcpp/alarm.h>
 #include <grpcpp/client_context.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,6 +28,19 @@ namespace sandbox::detail {
 
 class CallBase;
 class RunnerMembership;
+
+/// gRPC takes deadlines only as system_clock time points; the SDK counts in steady time.
+inline std::chrono::system_clock::time_point to_system(std::chrono::steady_clock::time_point when) {
+  return std::chrono::system_clock::now() +
+         std::chrono::duration_cast<std::chrono::system_clock::duration>(
+             when - std::chrono::steady_clock::now());
+}
+
+/// How long a call whose exit arrived waits for the agent's status before it cancels its
+/// RPC (docs/behavior.md §3): the reference agent sends it at once, so the RPC ends without
+/// a cancellation (none through gRPC's stack, no RST_STREAM per call); an agent that keeps
+/// the stream open after the exit gets its RPC cancelled this much later.
+inline constexpr std::chrono::milliseconds kExitStatusWait{100};
 
 /// Owned by RemoteRunner, whose destructor closes it and waits until every call object was
 /// destroyed and every Cancel RPC answered: a gRPC call (its ClientContext) must never
@@ -74,6 +89,12 @@ class RunnerCore {
   /// Must be called while a registered call keeps the runner alive.
   void send_cancel(const std::string& exec_id);
 
+  /// `call` received its exit and reads once more for the status: cancels it
+  /// (`CancelReason::exited`) unless its RPC ended `kExitStatusWait` from now. One alarm per
+  /// runner serves every such call (armed while some wait); never blocks, never runs a
+  /// reaction inline.
+  void end_after_exit(const std::shared_ptr<CallBase>& call);
+
   /// Whether an Exec of this runner has seen `started`: the agent is of the generation
   /// that reattaches, so a retry before a call's own `started` cannot run a command twice.
   [[nodiscard]] bool agent_reattaches() const noexcept {
@@ -96,7 +117,13 @@ class RunnerCore {
   void start_cancel(std::string exec_id, std::chrono::system_clock::time_point deadline,
                     bool probe);
   void cancel_answered(grpc::StatusCode code, bool probe);
-  [[nodiscard]] bool idle_locked() const noexcept { return calls_.empty() && cancels_ == 0; }
+  /// Arms the exit alarm for the oldest waiting call. With the lock held.
+  void arm_exit_alarm_locked();
+  /// The exit alarm fired (`ok`) or was cancelled by close().
+  void exit_alarm_fired(bool ok);
+  [[nodiscard]] bool idle_locked() const noexcept {
+    return calls_.empty() && cancels_ == 0 && !exit_alarm_armed_;
+  }
 
   RemoteRunnerConfig config_;
   Connection connection_;
@@ -116,6 +143,16 @@ class RunnerCore {
   CancelSupport cancel_support_ = CancelSupport::unknown;
   bool probing_ = false;
   std::vector<DeferredCancel> deferred_cancels_;
+  // Guarded by mutex_: calls that hold their exit and wait for the status, oldest first
+  // (all wait equally long), and the alarm that ends the overdue ones; armed: its callback
+  // is still to run (it touches the core).
+  struct ExitWait {
+    std::chrono::steady_clock::time_point due;
+    std::weak_ptr<CallBase> call;
+  };
+  std::deque<ExitWait> exit_waits_;
+  std::unique_ptr<grpc::Alarm> exit_alarm_;
+  bool exit_alarm_armed_ = false;
   std::atomic<bool> agent_reattaches_{false};
 };
 

@@ -25,7 +25,8 @@ class StreamRpc;
 /// - the queue holds at most `read_ahead` chunks: memory is bounded, and a consumer that
 ///   stops reading stops the reads, so HTTP/2 flow control slows the agent;
 /// - the attempt's hold is released exactly once (`holding`): when a read fails (the
-///   attempt is over; a retry's attempt takes a new hold), at the end of the stream, or on
+///   attempt is over; a retry's attempt takes a new hold), when the read after the exit
+///   completes (the status ends it; a message instead ends the RPC), on a violation, or on
 ///   cancellation when no read is in flight or claimed (else that read's failure releases
 ///   it); while it is held the attempt is alive (no OnDone);
 /// - chunks received stay queued across attempts: a retry resumes after them.
