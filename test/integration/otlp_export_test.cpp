@@ -113,8 +113,14 @@ TEST_F(OtlpExportTest, ClientSpansArriveWholeWithTheCallersSpanAndTheResource) {
     EXPECT_TRUE(otlp.force_flush()) << "the export did not finish within 5 s";
   }
 
-  const auto spans = receiver_.wait_for(2, is_client_exec, 10s);
+  auto spans = receiver_.wait_for(2, is_client_exec, 10s);
   ASSERT_EQ(spans.size(), 2u) << receiver_.spans().size() << " spans arrived in all";
+  // In the order the execs ran: spans are exported as they end, and an exec's RPC may end
+  // after the next exec's (the SDK reads the status after the exit).
+  std::sort(spans.begin(), spans.end(), [&](const SpanRecord& a, const SpanRecord& b) {
+    return std::find(exec_ids.begin(), exec_ids.end(), a.text("sandbox.exec_id")) <
+           std::find(exec_ids.begin(), exec_ids.end(), b.text("sandbox.exec_id"));
+  });
   std::set<std::string> keys = client_span_keys_of_an_exit();
   keys.erase("sandbox.profile.requested");  // none requested
   for (std::size_t i = 0; i < spans.size(); ++i) {

@@ -91,6 +91,19 @@ class RecordingTracer final : public Tracer {
   bool without_caller = false;
 };
 
+constexpr const char* kExecId = "0b5c3c62-5d86-4b8e-9a3f-0f4a1b2c3d4e";
+
+// Starts attempt `attempt` of exec kExecId on `trace`.
+std::unique_ptr<Span> start_attempt(CallTrace& trace, std::uint32_t attempt) {
+  v1::ExecRequest request;
+  request.set_exec_id(kExecId);
+  RetryStep step;
+  step.kind = RetryStep::Kind::attempt;
+  step.attempt = attempt;
+  grpc::ClientContext context;
+  return trace.start_attempt(step, request, context);
+}
+
 // The first attempt's span of a call to `address`, on a recording tracer.
 RecordedSpan first_attempt_span(const std::string& address) {
   auto tracer = std::make_shared<RecordingTracer>();
@@ -99,13 +112,7 @@ RecordedSpan first_attempt_span(const std::string& address) {
   config.tracer = tracer;
   const TraceTarget target = trace_target_of(config);
   CallTrace trace(target);
-  v1::ExecRequest request;
-  request.set_exec_id("0b5c3c62-5d86-4b8e-9a3f-0f4a1b2c3d4e");
-  RetryStep step;
-  step.kind = RetryStep::Kind::attempt;
-  step.attempt = 1;
-  grpc::ClientContext context;
-  auto span = trace.start_attempt(step, request, context);
+  auto span = start_attempt(trace, 1);
   EXPECT_NE(span, nullptr);
   EXPECT_EQ(tracer->spans.size(), 1u);
   return tracer->spans.empty() ? RecordedSpan{} : tracer->spans.front();
@@ -206,10 +213,7 @@ TEST(CallTraceTest, WithoutATracerNoSpanStarts) {
   config.address = "127.0.0.1:7070";
   const TraceTarget target = trace_target_of(config);
   CallTrace trace(target);
-  RetryStep step;
-  step.attempt = 1;
-  grpc::ClientContext context;
-  EXPECT_EQ(trace.start_attempt(step, v1::ExecRequest{}, context), nullptr);
+  EXPECT_EQ(start_attempt(trace, 1), nullptr);
 }
 
 TEST(CallTraceTest, WithoutACallersSpanTheCallHasARootSpanThatParentsEveryAttempt) {
@@ -221,14 +225,8 @@ TEST(CallTraceTest, WithoutACallersSpanTheCallHasARootSpanThatParentsEveryAttemp
   config.sandbox_id = "box-1";
   const TraceTarget target = trace_target_of(config);
   CallTrace trace(target);
-  v1::ExecRequest request;
-  request.set_exec_id("0b5c3c62-5d86-4b8e-9a3f-0f4a1b2c3d4e");
-  RetryStep step;
-  step.kind = RetryStep::Kind::attempt;
   for (std::uint32_t attempt = 1; attempt <= 2; ++attempt) {
-    step.attempt = attempt;
-    grpc::ClientContext context;
-    auto span = trace.start_attempt(step, request, context);
+    auto span = start_attempt(trace, attempt);
     ASSERT_NE(span, nullptr);
     span->end();
   }
@@ -236,7 +234,7 @@ TEST(CallTraceTest, WithoutACallersSpanTheCallHasARootSpanThatParentsEveryAttemp
   const RecordedSpan& root = tracer->spans.front();
   EXPECT_EQ(root.name, "sandbox.exec");
   EXPECT_EQ(root.kind, SpanKind::internal);
-  EXPECT_THAT(root.attributes, Contains(Pair("sandbox.exec_id", Value(request.exec_id()))));
+  EXPECT_THAT(root.attributes, Contains(Pair("sandbox.exec_id", Value(std::string(kExecId)))));
   EXPECT_THAT(root.attributes, Contains(Pair("sandbox.id", Value(std::string("box-1")))));
   EXPECT_FALSE(root.ended) << "the root lives as long as the call";
 
