@@ -8,7 +8,7 @@ ExecSession::ExecSession(std::shared_ptr<Execution> execution) : execution_(std:
 
 ExecSession::Room ExecSession::room() {
   std::lock_guard lock(mutex_);
-  if (finish_status_ || staged_) return Room::none;
+  if (finish_status_ || staged_.size() >= kStagedMessages) return Room::none;
   return writing_ ? Room::stage : Room::write;
 }
 
@@ -17,7 +17,7 @@ void ExecSession::offer(v1::ExecResponse message) {
   {
     std::lock_guard lock(mutex_);
     if (writing_) {
-      staged_ = std::move(message);
+      staged_.push_back(std::move(message));
       return;
     }
     message_ = std::move(message);
@@ -33,7 +33,7 @@ void ExecSession::finish(grpc::Status status) {
     if (finish_status_) return;
     finish_status_ = status;
     trace.end(status);
-    staged_.reset();
+    staged_.clear();
     // A write in flight must complete first; OnWriteDone finishes then.
     if (writing_) return;
     finish_called_ = true;
@@ -44,6 +44,7 @@ void ExecSession::finish(grpc::Status status) {
 void ExecSession::OnWriteDone(bool ok) {
   bool exit_written = false;
   bool write_next = false;
+  bool tell_execution = true;
   std::optional<grpc::Status> finish_now;
   {
     std::lock_guard lock(mutex_);
@@ -54,10 +55,14 @@ void ExecSession::OnWriteDone(bool ok) {
         finish_called_ = true;
         finish_now = finish_status_;
       }
-    } else if (ok && staged_) {
-      message_ = std::move(*staged_);
-      staged_.reset();
+    } else if (ok && !staged_.empty()) {
+      message_ = std::move(staged_.front());
+      staged_.pop_front();
       writing_ = write_next = true;
+      // The strand refills the queue when it is half empty, not after every write: one
+      // wake-up of the strand per two messages while output streams. (It stages more on
+      // its own whenever output arrives and there is room.)
+      tell_execution = staged_.size() < kStagedMessages / 2;
     }
   }
   if (finish_now) {
@@ -65,6 +70,7 @@ void ExecSession::OnWriteDone(bool ok) {
     return;  // the execution already let this call go
   }
   if (write_next) StartWrite(&message_);
+  if (!tell_execution) return;
   execution_->dispatch([self = shared_from_this(), ok, exit_written] {
     self->execution_->on_write_done(self, ok, exit_written);
   });

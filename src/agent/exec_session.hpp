@@ -4,6 +4,7 @@
 #include <grpcpp/support/server_callback.h>
 #include <grpcpp/support/status.h>
 
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -18,9 +19,9 @@ class Execution;
 
 /// The reactor of one Exec call: writes what its Execution gives it.
 ///
-/// One write is in flight and one more message may wait staged: OnWriteDone starts the
-/// staged one at once on the gRPC thread, so the hop to the execution's strand (which stages
-/// the next) overlaps a write instead of sitting between two (agent throughput: see
+/// One write is in flight and up to `kStagedMessages` more may wait staged: OnWriteDone
+/// starts the next at once on the gRPC thread, so the hop to the execution's strand (which
+/// stages more) overlaps writes instead of sitting between two (agent throughput: see
 /// docs/performance.md). The write state is guarded by `mutex_`; the public fields are the
 /// execution's, strand-only. Reactions only post to the strand otherwise.
 ///
@@ -36,8 +37,10 @@ class ExecSession final : public grpc::ServerWriteReactor<v1::ExecResponse>,
 
   /// What `offer()` would do with a message now.
   enum class Room { none, write, stage };
-  /// Strand: `write` when nothing is in flight, `stage` when one write is and nothing waits
-  /// behind it, else (or once finishing) `none`.
+  /// Messages that may wait behind the write in flight.
+  static constexpr std::size_t kStagedMessages = 4;
+  /// Strand: `write` when nothing is in flight, `stage` when one write is and fewer than
+  /// `kStagedMessages` wait behind it, else (or once finishing) `none`.
   [[nodiscard]] Room room();
   /// Strand: writes `message` now, or stages it behind the write in flight. Requires
   /// room() != Room::none.
@@ -64,7 +67,7 @@ class ExecSession final : public grpc::ServerWriteReactor<v1::ExecResponse>,
   std::mutex mutex_;
   // Guarded by mutex_:
   v1::ExecResponse message_;  // gRPC's while writing_
-  std::optional<v1::ExecResponse> staged_;
+  std::deque<v1::ExecResponse> staged_;
   bool writing_ = false;
   bool finish_called_ = false;
   std::optional<grpc::Status> finish_status_;

@@ -192,7 +192,7 @@ void Execution::on_detached() {
 }
 
 void Execution::pump() {
-  // One message in flight and one staged behind it (ExecSession::offer). Only settled
+  // One message in flight and a few staged behind it (ExecSession::offer). Only settled
   // output is staged: while a write is in flight, the last chunk keeps coalescing.
   for (;;) {
     if (!attached_ || attached_->exit_sent) return;

@@ -79,6 +79,17 @@ Pipe make_pipe() {
   return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
+// An output pipe as large as an unprivileged process may make it (Linux's pipe-max-size,
+// 1 MiB by default): a command that writes fast blocks, and wakes the agent, 16 times less
+// often than with the 64 KiB default. Best effort: the default still works.
+constexpr int kOutputPipeBytes = 1 << 20;
+
+Pipe make_output_pipe() {
+  Pipe pipe = make_pipe();
+  (void)::fcntl(pipe.write.get(), F_SETPIPE_SZ, kOutputPipeBytes);
+  return pipe;
+}
+
 // RAII for the posix_spawn attribute objects.
 struct SpawnAttributes {
   posix_spawnattr_t attr;
@@ -123,8 +134,8 @@ std::variant<ChildProcess, SpawnFailure> spawn_process(const LaunchSpec& spec) {
   const std::string& program = std::get<std::string>(resolved);
 
   Pipe in = make_pipe();
-  Pipe out = make_pipe();
-  Pipe err = make_pipe();
+  Pipe out = make_output_pipe();
+  Pipe err = make_output_pipe();
 
   SpawnAttributes sa;
   // dup2 clears close-on-exec on the target, so exactly these three reach the child;
