@@ -1,10 +1,13 @@
 // sandbox_bench: the SDK against raw grpc++ clients, all talking to one synthetic server.
 //
-//   sandbox_bench [--short] [--separate_server] [Google Benchmark flags]
+//   sandbox_bench [--short] [--separate_server | --pin] [Google Benchmark flags]
 //
 //   --short            every row, few iterations, 8 MiB bulk transfers (seconds; CTest)
 //   --separate_server  run the server in a child process, so `cpu_us_per_*` is the client's
 //                      CPU alone and `server_cpu_us_per_*` the server's
+//   --pin              --separate_server, with the server on CPU 1 and the client on CPU 0:
+//                      a core each, as a client and a remote agent have (docs/performance.md);
+//                      without CPUs 0 and 1 to use, the same as --separate_server
 //   --memory ...       one memory row in this process, the server in a child (memory.cpp)
 //   --iterations=N     every row runs N iterations (for instruction counts under callgrind:
 //                      the difference of two runs with different N is per-iteration work)
@@ -12,6 +15,7 @@
 // Rows are `<workload>/<client>`; bench/ratios.py turns a JSON run into SDK/raw ratios.
 
 #include <benchmark/benchmark.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,11 +37,29 @@ namespace {
 
 using benchmark::State;
 
+/// Whether this process may run on CPUs 0 and 1 (what `--pin` needs).
+bool can_pin() {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  return sched_getaffinity(0, sizeof allowed, &allowed) == 0 && CPU_ISSET(0, &allowed) &&
+         CPU_ISSET(1, &allowed);
+}
+
+/// Pins the calling process (every thread it starts later) to CPU `cpu`; false if the
+/// machine has no such CPU or refuses.
+bool pin_to_cpu(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu, &set);
+  return sched_setaffinity(0, sizeof set, &set) == 0;
+}
+
 /// The server in a child process, forked before this process touches gRPC (gRPC does not
 /// survive a fork). The child lives until the parent closes the lifeline pipe or dies.
+/// `pin`: the server runs on CPU 1 and this process on CPU 0.
 class ServerProcess {
  public:
-  ServerProcess() {
+  explicit ServerProcess(bool pin = false) {
     int address_pipe[2];
     int lifeline[2];
     if (pipe(address_pipe) != 0 || pipe(lifeline) != 0) throw std::runtime_error("pipe failed");
@@ -45,6 +67,7 @@ class ServerProcess {
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (pin && !pin_to_cpu(1)) _exit(1);
       close(address_pipe[0]);
       close(lifeline[1]);
       {
@@ -64,6 +87,7 @@ class ServerProcess {
     close(address_pipe[1]);
     close(lifeline[0]);
     lifeline_ = lifeline[1];
+    if (pin && !pin_to_cpu(0)) throw std::runtime_error("cannot pin this process to CPU 0");
     char buffer[128];
     ssize_t n = 0;
     while ((n = read(address_pipe[0], buffer, sizeof buffer)) > 0)
@@ -164,6 +188,7 @@ int main(int argc, char** argv) {
   }
   bool short_mode = false;
   bool separate_server = false;
+  bool pin = false;
   int iterations = 0;
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
@@ -171,6 +196,8 @@ int main(int argc, char** argv) {
       short_mode = true;
     } else if (std::strcmp(argv[i], "--separate_server") == 0) {
       separate_server = true;
+    } else if (std::strcmp(argv[i], "--pin") == 0) {
+      pin = separate_server = true;
     } else if (std::strncmp(argv[i], "--iterations=", 13) == 0) {
       iterations = std::atoi(argv[i] + 13);
     } else {
@@ -191,17 +218,20 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&n, args.data());
   if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
 
+  // Without two CPUs to give away, --pin is only --separate_server (the context says so).
+  pin = pin && can_pin();
   std::unique_ptr<ServerProcess> server_process;
   std::unique_ptr<bench::SynthServer> server;
   if (separate_server) {
-    server_process = std::make_unique<ServerProcess>();
+    server_process = std::make_unique<ServerProcess>(pin);
     bench::server_address() = server_process->address();
     bench::server_pid() = server_process->pid();
   } else {
     server = std::make_unique<bench::SynthServer>();
     bench::server_address() = server->address();
   }
-  benchmark::AddCustomContext("server", separate_server ? "child process" : "in-process");
+  benchmark::AddCustomContext("server", pin ? "child process, CPU 1; client CPU 0"
+                                            : (separate_server ? "child process" : "in-process"));
   benchmark::AddCustomContext("mode", short_mode ? "short" : "full");
   benchmark::AddCustomContext("bulk_bytes", std::to_string(w.bulk_bytes));
   benchmark::AddCustomContext("tiny_bytes", std::to_string(w.tiny_bytes));

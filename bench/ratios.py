@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Issue 7's table: every benchmark row, the memory rows, and each target with its verdict.
 
-    python3 bench/ratios.py --run BIN [--short] [--reps N] [--extra FILE] [--save FILE]
+    python3 bench/ratios.py --run BIN [--short] [--no-pin] [--reps N] [--extra FILE] [--save FILE]
     python3 bench/ratios.py SAVED.json [--extra FILE]
 
 `--run` runs everything, one process after another, so every ratio comes from one sitting:
-  1. BIN --separate_server: the rows (tiny, concurrent64, bulk) with N interleaved
-     repetitions (default 3, `--short`: 1); the server in a child process, so cpu_us_per_*
-     is the client's CPU alone;
+  1. BIN --pin: the rows (tiny, concurrent64, bulk) with N interleaved repetitions
+     (default 3, `--short`: 1); the server in a child process on CPU 1, the client on CPU 0
+     (a core each, as a client and its remote agent have), so cpu_us_per_* is the client's
+     CPU alone; `--no-pin` lets the scheduler place both (BIN --separate_server);
   2. BIN --memory stream ...: peak RSS (VmHWM) of a client process streaming 1 GiB
      (`--short`: 64 MiB), the server in a child process;
   3. BIN --memory inflight ...: RSS growth per call with 10,000 calls (`--short`: 1,000)
@@ -196,7 +197,7 @@ def targets(medians, memory, context, extra):
 
     cost("tiny_exec", "p50_us", "tiny exec latency p50 / raw_callback", "<= 1.10")
     cost("tiny_exec", "p99_us", "tiny exec latency p99 / raw_callback", "<= 1.10")
-    separate = context.get("server") == "child process"
+    separate = str(context.get("server", "")).startswith("child process")
     if separate:
         cost("concurrent", "cpu_us_per_exec", "client CPU per exec, 64 in flight / raw_callback", "<= 1.15")
     else:
@@ -250,8 +251,9 @@ def targets_table(rows):
     return "\n".join(lines)
 
 
-def run(binary, short, reps, bench_flags):
-    command = [binary, "--separate_server"] + (["--short"] if short else []) + bench_flags + [
+def run(binary, short, reps, bench_flags, pin):
+    placement = ["--pin"] if pin else ["--separate_server"]
+    command = [binary] + placement + (["--short"] if short else []) + bench_flags + [
         "--benchmark_format=json",
         f"--benchmark_repetitions={reps}",
         "--benchmark_enable_random_interleaving=true",
@@ -283,7 +285,8 @@ def run(binary, short, reps, bench_flags):
 def main(argv):
     args = argv[1:]
     short = "--short" in args
-    args = [a for a in args if a != "--short"]
+    pin = "--no-pin" not in args
+    args = [a for a in args if a not in ("--short", "--no-pin", "--pin")]
 
     def option(name, default=None):
         if name in args:
@@ -298,7 +301,7 @@ def main(argv):
     save = option("--save")
     binary = option("--run")
     if binary:
-        data, memory = run(binary, short, reps, args)
+        data, memory = run(binary, short, reps, args, pin)
         if save:
             with open(save, "w", encoding="utf-8") as f:
                 json.dump({"bench": data, "memory": memory}, f)
