@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Issue 7's table: every benchmark row, the memory rows, and each target with its verdict.
 
-    python3 bench/ratios.py --run BIN [--short] [--no-pin] [--reps N] [--extra FILE] [--save FILE]
+    python3 bench/ratios.py --run BIN [--short] [--placement pinned|free|both] [--reps N]
+                            [--extra FILE] [--save FILE]
     python3 bench/ratios.py SAVED.json [--extra FILE]
 
 `--run` runs everything, one process after another, so every ratio comes from one sitting:
-  1. BIN --pin: the rows (tiny, concurrent64, bulk) with N interleaved repetitions
-     (default 3, `--short`: 1); the server in a child process on CPU 1, the client on CPU 0
-     (a core each, as a client and its remote agent have), so cpu_us_per_* is the client's
-     CPU alone; `--no-pin` lets the scheduler place both (BIN --separate_server);
+  1. the rows (tiny, concurrent64, bulk) with N interleaved repetitions (default 3,
+     `--short`: 1), the server in a child process (so cpu_us_per_* is the client's CPU
+     alone), once per placement: "pinned" (BIN --pin: the server on CPU 1, the client on
+     CPU 0, a core each as a client and its remote agent have) and "free" (BIN
+     --separate_server: the scheduler places both); each gets its own target table;
   2. BIN --memory stream ...: peak RSS (VmHWM) of a client process streaming 1 GiB
      (`--short`: 64 MiB), the server in a child process;
   3. BIN --memory inflight ...: RSS growth per call with 10,000 calls (`--short`: 1,000)
@@ -251,15 +253,20 @@ def targets_table(rows):
     return "\n".join(lines)
 
 
-def run(binary, short, reps, bench_flags, pin):
-    placement = ["--pin"] if pin else ["--separate_server"]
-    command = [binary] + placement + (["--short"] if short else []) + bench_flags + [
+PLACEMENTS = {"pinned": "--pin", "free": "--separate_server"}
+
+
+def run_rows(binary, short, reps, bench_flags, placement):
+    command = [binary, PLACEMENTS[placement]] + (["--short"] if short else []) + bench_flags + [
         "--benchmark_format=json",
         f"--benchmark_repetitions={reps}",
         "--benchmark_enable_random_interleaving=true",
     ]
     print("running:", " ".join(command), file=sys.stderr, flush=True)
-    data = json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout)
+    return json.loads(subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout)
+
+
+def run_memory(binary, short, reps):
     memory = []
     # Peak RSS depends on which of gRPC's threads allocated what (one malloc arena each), so
     # it varies from process to process: each memory row runs `reps` times, in fresh
@@ -279,43 +286,11 @@ def run(binary, short, reps, bench_flags, pin):
                 row[key] = statistics.median(s[key] for s in samples)
         row["runs"] = len(samples)
         memory.append(row)
-    return data, memory
+    return memory
 
 
-def main(argv):
-    args = argv[1:]
-    short = "--short" in args
-    pin = "--no-pin" not in args
-    args = [a for a in args if a not in ("--short", "--no-pin", "--pin")]
-
-    def option(name, default=None):
-        if name in args:
-            i = args.index(name)
-            value = args[i + 1]
-            del args[i : i + 2]
-            return value
-        return default
-
-    reps = int(option("--reps", "1" if short else "3"))
-    extra_file = option("--extra")
-    save = option("--save")
-    binary = option("--run")
-    if binary:
-        data, memory = run(binary, short, reps, args, pin)
-        if save:
-            with open(save, "w", encoding="utf-8") as f:
-                json.dump({"bench": data, "memory": memory}, f)
-    elif len(args) == 1:
-        with open(args[0], encoding="utf-8") as f:
-            saved = json.load(f)
-        data, memory = (saved["bench"], saved["memory"]) if "bench" in saved else (saved, [])
-    else:
-        raise SystemExit(__doc__)
-    extra = []
-    if extra_file and os.path.exists(extra_file):
-        with open(extra_file, encoding="utf-8") as f:
-            extra = json.load(f)
-
+def report(data, memory, extra):
+    """Prints one placement's rows, the memory rows and the targets; returns the misses."""
     order, medians = load(data)
     context = data.get("context", {})
     reps_seen = max(
@@ -339,6 +314,56 @@ def main(argv):
     missed = [t for t, _, _, _, v in rows if v not in ("met", "not measured", "reported")]
     print()
     print(f"{len(rows) - len(missed)} of {len(rows)} target rows met, reported or not measured here; missed: {len(missed)}")
+    return missed
+
+
+def main(argv):
+    args = argv[1:]
+    short = "--short" in args
+    args = [a for a in args if a != "--short"]
+
+    def option(name, default=None):
+        if name in args:
+            i = args.index(name)
+            value = args[i + 1]
+            del args[i : i + 2]
+            return value
+        return default
+
+    reps = int(option("--reps", "1" if short else "3"))
+    extra_file = option("--extra")
+    save = option("--save")
+    binary = option("--run")
+    placements = option("--placement", "both")
+    placements = list(PLACEMENTS) if placements == "both" else [placements]
+    if any(p not in PLACEMENTS for p in placements):
+        raise SystemExit("--placement: pinned, free or both")
+    if binary:
+        runs = {p: run_rows(binary, short, reps, args, p) for p in placements}
+        memory = run_memory(binary, short, reps)
+        if save:
+            with open(save, "w", encoding="utf-8") as f:
+                json.dump({"runs": runs, "memory": memory}, f)
+    elif len(args) == 1:
+        with open(args[0], encoding="utf-8") as f:
+            saved = json.load(f)
+        if "runs" in saved:
+            runs, memory = saved["runs"], saved["memory"]
+        else:  # an older save: one placement
+            runs = {"saved": saved.get("bench", saved)}
+            memory = saved.get("memory", [])
+    else:
+        raise SystemExit(__doc__)
+    extra = []
+    if extra_file and os.path.exists(extra_file):
+        with open(extra_file, encoding="utf-8") as f:
+            extra = json.load(f)
+
+    for i, (placement, data) in enumerate(runs.items()):
+        if i:
+            print()
+        print(f"## placement: {placement}")
+        report(data, memory, extra)
 
 
 if __name__ == "__main__":
