@@ -79,10 +79,12 @@ Pipe make_pipe() {
   return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
-// An output pipe as large as an unprivileged process may make it (Linux's pipe-max-size,
-// 1 MiB by default): a command that writes fast blocks, and wakes the agent, 16 times less
-// often than with the 64 KiB default. Best effort: the default still works.
-constexpr int kOutputPipeBytes = 1 << 20;
+// Output pipes of 256 KiB: a command that writes fast blocks, and wakes the agent, 4 times
+// less often than with the 64 KiB default (1 MiB, Linux's unprivileged maximum, measured no
+// faster: docs/performance.md). Capacity counts against the user's pipe-user-pages-soft
+// (64 MiB by default, for every pipe of that user, commands' own included): 256 KiB keeps 64
+// concurrent execs at half of it. Best effort: the default size still works.
+constexpr int kOutputPipeBytes = 256 << 10;
 
 Pipe make_output_pipe() {
   Pipe pipe = make_pipe();
