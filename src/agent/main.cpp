@@ -17,6 +17,7 @@
 #include "agent/agent_server.hpp"
 #include "agent/command_line.hpp"
 #include "agent/log.hpp"
+#include "common/malloc_tuning.hpp"
 #include "sandbox/version.hpp"
 #ifdef SANDBOX_AGENT_WITH_OPENTELEMETRY
 #include "sandbox/opentelemetry.hpp"
@@ -90,6 +91,7 @@ int run(sandbox::agent::AgentOptions options, const std::string& otlp_endpoint) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  sandbox::tune_malloc_for_streaming();
   std::signal(SIGPIPE, SIG_IGN);
   const std::vector<std::string_view> args(argv + 1, argv + argc);
   CommandLine command_line;

@@ -27,6 +27,7 @@
 #include "cli/local_agent.hpp"
 #include "cli/options.hpp"
 #include "cli/run_output.hpp"
+#include "common/malloc_tuning.hpp"
 #include "sandbox/sandbox.hpp"
 
 namespace {
@@ -233,6 +234,7 @@ int run(const cli::Options& options, cli::RunOutput& output) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sandbox::tune_malloc_for_streaming();
   std::vector<std::string_view> args(argv + 1, argv + argc);
   auto parsed = cli::parse_args(args);
   cli::RunOutput output(parsed.options.json ? cli::RunOutput::Format::json
