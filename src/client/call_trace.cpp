@@ -135,7 +135,9 @@ void CallTrace::end_call(const std::error_code& error, std::string_view message)
 void trace_error(Span& span, const std::error_code& error, std::string_view message) noexcept {
   span.set_attribute("error.type", error_name(error));
   // The SDK's own codes share gRPC's numbers; asio's and others never name the request.
-  const int code = error.category() == error_category() ? error.value() : 0;
+  const auto code = error.category() == error_category()
+                        ? static_cast<grpc::StatusCode>(error.value())
+                        : grpc::StatusCode::UNKNOWN;
   span.set_error(trace_message(code, message));
 }
 

@@ -172,7 +172,7 @@ void StreamRpc::on_read(Attempt& attempt, bool ok) {
       s.reading = read_again;
     }
   }
-  if (after_exit) core_->end_after_exit(shared_from_this());
+  if (after_exit) core_->end_after_exit(this);
   if (deliver) deliver({}, std::move(chunk));
   if (end_reason != CancelReason::none) cancel_with(end_reason);
   if (release) attempt.RemoveHold();

@@ -33,7 +33,7 @@ void RunnerCore::start_exec(grpc::ClientContext* context, const v1::ExecRequest*
 bool RunnerCore::add(RunnerMembership* member, const std::shared_ptr<CallBase>& call) {
   std::lock_guard lock(mutex_);
   if (closed_) return false;
-  calls_.emplace(member, call);
+  calls_.emplace(member, Registered{call, std::nullopt});
   return true;
 }
 
@@ -51,11 +51,10 @@ void RunnerCore::close() noexcept {
     std::lock_guard lock(mutex_);
     closed_ = true;
     live.reserve(calls_.size());
-    for (auto& [call, weak] : calls_) {
-      if (auto strong = weak.lock()) live.push_back(std::move(strong));
+    for (auto& [member, registered] : calls_) {
+      if (auto strong = registered.call.lock()) live.push_back(std::move(strong));
     }
-    // Every waiting call is cancelled below; the alarm's callback still runs (ok false).
-    exit_waits_.clear();
+    // Every call is cancelled below; the alarm's callback still runs (ok false).
     exit_alarm = std::move(exit_alarm_);
   }
   if (exit_alarm) exit_alarm->Cancel();
@@ -63,19 +62,22 @@ void RunnerCore::close() noexcept {
   for (auto& call : live) call->cancel_with(CancelReason::closed);
 }
 
-void RunnerCore::end_after_exit(const std::shared_ptr<CallBase>& call) {
+void RunnerCore::end_after_exit(RunnerMembership* member) {
   std::lock_guard lock(mutex_);
   if (closed_) return;  // close() cancels every call
-  exit_waits_.push_back({std::chrono::steady_clock::now() + kExitStatusWait, call});
-  if (!exit_alarm_armed_) arm_exit_alarm_locked();
+  const auto found = calls_.find(member);
+  if (found == calls_.end()) return;
+  const auto due = std::chrono::steady_clock::now() + kExitStatusWait;
+  found->second.status_due = due;
+  if (!exit_alarm_armed_) arm_exit_alarm_locked(due);
 }
 
-void RunnerCore::arm_exit_alarm_locked() {
+void RunnerCore::arm_exit_alarm_locked(std::chrono::steady_clock::time_point due) {
   exit_alarm_armed_ = true;
   exit_alarm_ = std::make_unique<grpc::Alarm>();
   // The callback runs on a gRPC thread, never inline, so setting it under the lock is safe.
   ordered_before(&exit_alarm_);  // before Set: gRPC hands the callback over unseen by TSan
-  exit_alarm_->Set(to_system(exit_waits_.front().due), [this](bool ok) {
+  exit_alarm_->Set(to_system(due), [this](bool ok) {
     ordered_after(&exit_alarm_);
     exit_alarm_fired(ok);
   });
@@ -91,13 +93,21 @@ void RunnerCore::exit_alarm_fired(bool ok) {
     exit_alarm_armed_ = false;
     if (ok && !closed_) {
       fired = std::move(exit_alarm_);
+      // The calls whose RPC ended after the exit have left the registry (a call leaves it
+      // when it is destroyed); a call still registered that has ended changes nothing when
+      // cancelled. The registry holds only calls in flight, so this walk is short.
       const auto now = std::chrono::steady_clock::now();
-      while (!exit_waits_.empty() && exit_waits_.front().due <= now) {
-        // Calls whose RPC ended meanwhile are gone or done: cancelling them changes nothing.
-        if (auto call = exit_waits_.front().call.lock()) overdue.push_back(std::move(call));
-        exit_waits_.pop_front();
+      std::optional<std::chrono::steady_clock::time_point> next;
+      for (auto& [member, registered] : calls_) {
+        if (!registered.status_due) continue;
+        if (*registered.status_due <= now) {
+          registered.status_due.reset();
+          if (auto call = registered.call.lock()) overdue.push_back(std::move(call));
+        } else if (!next || *registered.status_due < *next) {
+          next = registered.status_due;
+        }
       }
-      if (!exit_waits_.empty()) arm_exit_alarm_locked();
+      if (next) arm_exit_alarm_locked(*next);
     }
     // Notified under the lock: the waiter may destroy the core as soon as it wakes.
     if (idle_locked()) idle_.notify_all();
@@ -258,7 +268,7 @@ class ExecOperation final : public Operation, public CallBase {
         // One more read, which the agent's status ends at once (bounded: end_after_exit):
         // cancelling the RPC here instead cost a cancellation through gRPC's stack, and an
         // RST_STREAM to the agent, for every exec.
-        core_->end_after_exit(shared_from_this());
+        core_->end_after_exit(this);
         attempt.read_next();
         return;
       }

@@ -371,32 +371,39 @@ TEST_F(TracingAgentTest, NoArgvEnvStdinOutputOrSecretInAnySpan) {
   }
 }
 
-// One exec traced into `tracing` with `caller` active where it begins, against `agent`
+// One exec traced into `tracing` with `caller` active where it begins, against a fake agent
 // scripted as resuming_after_failures(6000 bytes, 1, 3000): started, 3000 bytes,
-// UNAVAILABLE; then the rest and exit 0, so two attempts.
-std::tuple<std::error_code, ExecResult> exec_twice_under(InMemoryTracing& tracing,
-                                                         const FakeAgent& agent,
-                                                         nostd::shared_ptr<api::Span> caller) {
+// UNAVAILABLE; then the rest and exit 0, so two attempts. What each attempt's span and the
+// agent's record of each call say, once both attempts' spans ended.
+struct TwoAttempts {
+  std::vector<SpanRecord> spans;  // in attempt order: each ends before the next starts
+  std::vector<RecordedCall> calls;
+};
+TwoAttempts exec_twice_under(InMemoryTracing& tracing, nostd::shared_ptr<api::Span> caller) {
+  FakeAgent agent(resuming_after_failures(std::string(6000, 'x'), 1, 3000));
   RemoteRunnerConfig config = runner_config(agent);
   config.tracer = tracing.sdk_tracer();
   asio::io_context io;
-  RemoteRunner runner(io.get_executor(), config);
-  api::Scope active(caller);
-  return run_bounded(
-      io, runner.exec(Command{"anything"}, asio::experimental::as_tuple(asio::use_awaitable)), 30s);
+  {
+    RemoteRunner runner(io.get_executor(), config);
+    api::Scope active(caller);
+    auto [ec, result] = run_bounded(
+        io, runner.exec(Command{"anything"}, asio::experimental::as_tuple(asio::use_awaitable)),
+        30s);
+    EXPECT_FALSE(ec) << ec.message() << ": " << result.error_message;
+  }
+  TwoAttempts out{tracing.wait_for(2), agent.calls()};
+  EXPECT_EQ(out.spans.size(), 2u);
+  EXPECT_EQ(out.calls.size(), 2u);
+  return out;
 }
 
 // The scripted agent records each call's metadata: what the agent's SERVER span continues.
 TEST(TracingFakeAgentTest, EveryAttemptCarriesItsOwnSpansTraceparent) {
   InMemoryTracing tracing;
-  FakeAgent agent(resuming_after_failures(std::string(6000, 'x'), 1, 3000));
   auto parent = tracing.app_tracer()->StartSpan("caller");
-  const auto [ec, result] = exec_twice_under(tracing, agent, parent);
+  const auto [spans, calls] = exec_twice_under(tracing, parent);
   parent->End();
-
-  ASSERT_FALSE(ec) << ec.message() << ": " << result.error_message;
-  const auto spans = tracing.wait_for(2);
-  const auto calls = agent.calls();
   ASSERT_EQ(spans.size(), 2u);
   ASSERT_EQ(calls.size(), 2u);
   for (std::size_t i = 0; i < 2; ++i) {
@@ -415,19 +422,14 @@ TEST(TracingFakeAgentTest, EveryAttemptCarriesItsOwnSpansTraceparent) {
 // it on to every attempt, unchanged, next to that attempt's own traceparent.
 TEST(TracingFakeAgentTest, TheCallersTracestateReachesEveryAttempt) {
   InMemoryTracing tracing;
-  FakeAgent agent(resuming_after_failures(std::string(6000, 'x'), 1, 3000));
   const std::uint8_t trace_bytes[16] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
                                         0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
   const std::uint8_t span_bytes[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
   const api::SpanContext upstream(api::TraceId(trace_bytes), api::SpanId(span_bytes),
                                   api::TraceFlags(api::TraceFlags::kIsSampled), true,
                                   api::TraceState::FromHeader("congo=t61rcWkgMzE,rojo=00f067aa"));
-  const auto [ec, result] = exec_twice_under(
-      tracing, agent, nostd::shared_ptr<api::Span>(new api::DefaultSpan(upstream)));
-
-  ASSERT_FALSE(ec) << ec.message() << ": " << result.error_message;
-  const auto spans = tracing.wait_for(2);
-  const auto calls = agent.calls();
+  const auto [spans, calls] =
+      exec_twice_under(tracing, nostd::shared_ptr<api::Span>(new api::DefaultSpan(upstream)));
   ASSERT_EQ(spans.size(), 2u);
   ASSERT_EQ(calls.size(), 2u);
   for (std::size_t i = 0; i < 2; ++i) {

@@ -42,7 +42,10 @@ struct RecordedSpan {
   std::map<std::string, Value> attributes;
   std::vector<std::pair<std::string, std::string>> injected;
   bool ended = false;
-  std::optional<std::string> error;  // set_error's description
+  std::optional<std::string> error;    // set_error's description
+  const SpanParent* parent = nullptr;  // what start_span was given
+  // What as_parent() hands out: the identity of this span as a parent.
+  std::shared_ptr<const SpanParent> as_parent = std::make_shared<const SpanParent>();
 };
 
 // Records what the SDK asks of its spans; injects a fixed traceparent.
@@ -62,25 +65,26 @@ class RecordingTracer final : public Tracer {
       write("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
       record_.injected.emplace_back("traceparent", "set");
     }
-    std::shared_ptr<const SpanParent> as_parent() const override { return nullptr; }
+    std::shared_ptr<const SpanParent> as_parent() const override { return record_.as_parent; }
     void end() noexcept override { record_.ended = true; }
 
    private:
     RecordedSpan& record_;
   };
 
-  /// A caller's active span, unless `without_caller`.
+  /// A caller's active span (`caller`), unless `without_caller`.
   std::shared_ptr<const SpanParent> current() const override {
-    return without_caller ? nullptr : std::make_shared<const SpanParent>();
+    return without_caller ? nullptr : caller;
   }
   std::shared_ptr<const SpanParent> extract(const MetadataReader&) const override {
     return nullptr;
   }
-  std::unique_ptr<Span> start_span(std::string_view name, SpanKind kind, const SpanParent*,
+  std::unique_ptr<Span> start_span(std::string_view name, SpanKind kind, const SpanParent* parent,
                                    std::span<const Attribute> attributes) override {
     RecordedSpan& record = spans.emplace_back();
     record.name = std::string(name);
     record.kind = kind;
+    record.parent = parent;
     for (const Attribute& attribute : attributes) {
       record.attributes[std::string(attribute.key)] = owned(attribute.value);
     }
@@ -89,6 +93,7 @@ class RecordingTracer final : public Tracer {
 
   std::deque<RecordedSpan> spans;  // deque: spans keep their address
   bool without_caller = false;
+  std::shared_ptr<const SpanParent> caller = std::make_shared<const SpanParent>();
 };
 
 constexpr const char* kExecId = "0b5c3c62-5d86-4b8e-9a3f-0f4a1b2c3d4e";
@@ -232,6 +237,9 @@ TEST(CallTraceTest, WithoutACallersSpanTheCallHasARootSpanThatParentsEveryAttemp
   }
   ASSERT_EQ(tracer->spans.size(), 3u) << "one root and two attempts";
   const RecordedSpan& root = tracer->spans.front();
+  EXPECT_EQ(root.parent, nullptr) << "a root: a new trace";
+  EXPECT_EQ(tracer->spans[1].parent, root.as_parent.get()) << "attempt 1 under the root";
+  EXPECT_EQ(tracer->spans[2].parent, root.as_parent.get()) << "attempt 2 under the root";
   EXPECT_EQ(root.name, "sandbox.exec");
   EXPECT_EQ(root.kind, SpanKind::internal);
   EXPECT_THAT(root.attributes, Contains(Pair("sandbox.exec_id", Value(std::string(kExecId)))));
@@ -244,9 +252,20 @@ TEST(CallTraceTest, WithoutACallersSpanTheCallHasARootSpanThatParentsEveryAttemp
   EXPECT_EQ(root.error, "failed to connect to all addresses");
 }
 
-TEST(CallTraceTest, UnderACallersSpanNoRootSpanStarts) {
-  const RecordedSpan span = first_attempt_span("127.0.0.1:7070");
-  EXPECT_EQ(span.name, "sandbox.v1.SandboxExecService/Exec");  // the only span: checked there
+TEST(CallTraceTest, UnderACallersSpanAttemptsAreItsChildrenAndNoRootSpanStarts) {
+  auto tracer = std::make_shared<RecordingTracer>();
+  RemoteRunnerConfig config;
+  config.address = "127.0.0.1:7070";
+  config.tracer = tracer;
+  const TraceTarget target = trace_target_of(config);
+  CallTrace trace(target);
+  for (std::uint32_t attempt = 1; attempt <= 2; ++attempt) start_attempt(trace, attempt)->end();
+  trace.end_call({}, {});
+  ASSERT_EQ(tracer->spans.size(), 2u) << "the two attempts, no root";
+  for (const RecordedSpan& span : tracer->spans) {
+    EXPECT_EQ(span.name, "sandbox.v1.SandboxExecService/Exec");
+    EXPECT_EQ(span.parent, tracer->caller.get());
+  }
 }
 
 TEST(CallTraceTest, AnErrorThatNamesRequestContentKeepsOnlyItsFieldInTheSpan) {
@@ -266,19 +285,25 @@ TEST(CallTraceTest, AnErrorThatNamesRequestContentKeepsOnlyItsFieldInTheSpan) {
 TEST(TraceMessageTest, RefusalsOfRequestContentKeepTheirLeadingField) {
   constexpr std::string_view kRefused =
       ": refused (the message names request content, which is not traced)";
-  EXPECT_EQ(trace_message(3, "env[KEY]: key must not contain '='"), "env" + std::string(kRefused));
-  EXPECT_EQ(trace_message(9, "workdir: '/etc' is outside the workspace"),
+  EXPECT_EQ(trace_message(grpc::StatusCode::INVALID_ARGUMENT, "env[KEY]: key must not contain '='"),
+            "env" + std::string(kRefused));
+  EXPECT_EQ(trace_message(grpc::StatusCode::FAILED_PRECONDITION,
+                          "workdir: '/etc' is outside the workspace"),
             "workdir" + std::string(kRefused));
-  EXPECT_EQ(trace_message(3, "exec_id: must be at most 36 characters"),
-            "exec_id" + std::string(kRefused));
-  EXPECT_EQ(trace_message(3, "[odd] message"), "request" + std::string(kRefused));
+  EXPECT_EQ(
+      trace_message(grpc::StatusCode::INVALID_ARGUMENT, "exec_id: must be at most 36 characters"),
+      "exec_id" + std::string(kRefused));
+  EXPECT_EQ(trace_message(grpc::StatusCode::INVALID_ARGUMENT, "[odd] message"),
+            "request" + std::string(kRefused));
 }
 
 TEST(TraceMessageTest, OtherErrorsKeepTheirWholeMessage) {
-  EXPECT_EQ(trace_message(14, "failed to connect to all addresses"),
+  EXPECT_EQ(trace_message(grpc::StatusCode::UNAVAILABLE, "failed to connect to all addresses"),
             "failed to connect to all addresses");
-  EXPECT_EQ(trace_message(0, "cancelled by the caller"), "cancelled by the caller");
-  EXPECT_EQ(trace_message(4, "Deadline Exceeded"), "Deadline Exceeded");
+  EXPECT_EQ(trace_message(grpc::StatusCode::UNKNOWN, "cancelled by the caller"),
+            "cancelled by the caller");
+  EXPECT_EQ(trace_message(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"),
+            "Deadline Exceeded");
 }
 
 }  // namespace

@@ -10,7 +10,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -89,11 +88,11 @@ class RunnerCore {
   /// Must be called while a registered call keeps the runner alive.
   void send_cancel(const std::string& exec_id);
 
-  /// `call` received its exit and reads once more for the status: cancels it
-  /// (`CancelReason::exited`) unless its RPC ended `kExitStatusWait` from now. One alarm per
-  /// runner serves every such call (armed while some wait); never blocks, never runs a
-  /// reaction inline.
-  void end_after_exit(const std::shared_ptr<CallBase>& call);
+  /// The registered call `member` received its exit and reads once more for the status:
+  /// cancels it (`CancelReason::exited`) if it is still registered `kExitStatusWait` from
+  /// now. One alarm per runner serves every such call (armed while some wait); never
+  /// blocks, never runs a reaction inline.
+  void end_after_exit(RunnerMembership* member);
 
   /// Whether an Exec of this runner has seen `started`: the agent is of the generation
   /// that reattaches, so a retry before a call's own `started` cannot run a command twice.
@@ -117,8 +116,8 @@ class RunnerCore {
   void start_cancel(std::string exec_id, std::chrono::system_clock::time_point deadline,
                     bool probe);
   void cancel_answered(grpc::StatusCode code, bool probe);
-  /// Arms the exit alarm for the oldest waiting call. With the lock held.
-  void arm_exit_alarm_locked();
+  /// Arms the exit alarm for `due`. With the lock held.
+  void arm_exit_alarm_locked(std::chrono::steady_clock::time_point due);
   /// The exit alarm fired (`ok`) or was cancelled by close().
   void exit_alarm_fired(bool ok);
   [[nodiscard]] bool idle_locked() const noexcept {
@@ -133,9 +132,14 @@ class RunnerCore {
   std::unique_ptr<workflow::plugin::external::sandbox::SandboxExecService::Stub> legacy_stub_;
   mutable std::mutex mutex_;
   std::condition_variable idle_;
-  // Weak: the registry never extends a call's life. Guarded by mutex_.
-  std::unordered_map<RunnerMembership*, std::weak_ptr<CallBase>> calls_;
-  bool closed_ = false;  // guarded by mutex_
+  /// A registered call; `status_due`: when it is cancelled unless it left the registry, set
+  /// by end_after_exit.
+  struct Registered {
+    std::weak_ptr<CallBase> call;  // weak: the registry never extends a call's life
+    std::optional<std::chrono::steady_clock::time_point> status_due;
+  };
+  std::unordered_map<RunnerMembership*, Registered> calls_;  // guarded by mutex_
+  bool closed_ = false;                                      // guarded by mutex_
   // Guarded by mutex_: Cancels started or deferred and not yet answered (or dropped); the
   // support learnt from the answers; whether the probe is in flight; the Cancels waiting
   // for it (counted in cancels_).
@@ -143,14 +147,9 @@ class RunnerCore {
   CancelSupport cancel_support_ = CancelSupport::unknown;
   bool probing_ = false;
   std::vector<DeferredCancel> deferred_cancels_;
-  // Guarded by mutex_: calls that hold their exit and wait for the status, oldest first
-  // (all wait equally long), and the alarm that ends the overdue ones; armed: its callback
-  // is still to run (it touches the core).
-  struct ExitWait {
-    std::chrono::steady_clock::time_point due;
-    std::weak_ptr<CallBase> call;
-  };
-  std::deque<ExitWait> exit_waits_;
+  // Guarded by mutex_: the alarm that ends the calls whose status is overdue (armed while
+  // some registered call has a `status_due`); armed: its callback is still to run (it
+  // touches the core).
   std::unique_ptr<grpc::Alarm> exit_alarm_;
   bool exit_alarm_armed_ = false;
   std::atomic<bool> agent_reattaches_{false};
