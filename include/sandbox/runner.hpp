@@ -19,8 +19,8 @@ namespace sandbox {
 namespace detail {
 class RunnerCore;
 using ExecCompletion = UniqueFunction<void(std::error_code, ExecResult)>;
-std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>& core, Command cmd,
-                                               ExecCompletion done);
+std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>& core,
+                                               Command&& cmd, ExecCompletion done);
 }  // namespace detail
 
 /// One connection (gRPC channel) to a sandbox agent, and the way to run commands there.

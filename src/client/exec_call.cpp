@@ -48,7 +48,9 @@ std::pair<std::error_code, const char*> error_of(CancelReason reason) {
 
 }  // namespace
 
-CallBase::CallBase(RunnerCore* core, Command command)
+// request_block_ is left uninitialised: it is the arena's storage, which the arena writes.
+// NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
+CallBase::CallBase(RunnerCore* core, Command&& command)
     : RunnerMembership(core), command_(std::move(command)), trace_(core->trace()) {}
 
 bool CallBase::prepare(OutputUse use, std::error_code& error, std::string& message) {

@@ -80,10 +80,10 @@ RetryHistory StreamCore::retries() const {
 
 // ---------------------------------------------------------------- the reactor
 
-StreamRpc::StreamRpc(RunnerCore* core, Command command, std::shared_ptr<StreamCore> stream)
+StreamRpc::StreamRpc(RunnerCore* core, Command&& command, std::shared_ptr<StreamCore> stream)
     : CallBase(core, std::move(command)), stream_(std::move(stream)) {}
 
-void StreamRpc::start(RunnerCore* core, Command command,
+void StreamRpc::start(RunnerCore* core, Command&& command,
                       const std::shared_ptr<StreamCore>& stream) {
   auto rpc = std::make_shared<StreamRpc>(core, std::move(command), stream);
   std::error_code error;

@@ -77,17 +77,31 @@ Validation validate(const Command& cmd, AgentProtocol protocol, OutputUse use) {
   return {};
 }
 
-void build_request(const RemoteRunnerConfig& config, const Command& cmd, OutputUse use,
+void build_request(const RemoteRunnerConfig& config, Command& cmd, OutputUse use,
                    v1::ExecRequest& out) {
-  out.set_profile(config.profile);
-  out.set_image(config.image);
-  out.mutable_command()->Assign(cmd.argv.begin(), cmd.argv.end());
-  auto& env = *out.mutable_env();
-  for (const auto& [key, value] : config.env) env[key] = value;
-  for (const auto& [key, value] : cmd.env) env[key] = value;
-  out.set_workdir(cmd.workdir ? *cmd.workdir : config.workdir);
-  out.set_exec_id(cmd.exec_id.empty() ? random_uuid() : cmd.exec_id);
-  out.set_stdin(cmd.stdin_data);
+  // Empty strings are left unset: setting one allocates a string object per field, per call.
+  if (!config.profile.empty()) out.set_profile(config.profile);
+  if (!config.image.empty()) out.set_image(config.image);
+  auto& command = *out.mutable_command();
+  command.Reserve(static_cast<int>(cmd.argv.size()));
+  for (auto& arg : cmd.argv) command.Add(std::move(arg));
+  cmd.argv.clear();
+  if (!config.env.empty() || !cmd.env.empty()) {
+    auto& env = *out.mutable_env();
+    for (const auto& [key, value] : config.env) env[key] = value;
+    for (auto& [key, value] : cmd.env) env[key] = std::move(value);
+    cmd.env.clear();
+  }
+  if (cmd.workdir) {
+    out.set_workdir(std::move(*cmd.workdir));
+    cmd.workdir.reset();
+  } else if (!config.workdir.empty()) {
+    out.set_workdir(config.workdir);
+  }
+  out.set_exec_id(cmd.exec_id.empty() ? random_uuid() : std::move(cmd.exec_id));
+  cmd.exec_id.clear();
+  if (!cmd.stdin_data.empty()) out.set_stdin(std::move(cmd.stdin_data));
+  cmd.stdin_data.clear();
   out.set_timeout_ms(static_cast<std::uint64_t>(cmd.timeout.count()));
   const std::uint64_t default_cap = use == OutputUse::collect ? config.max_output_bytes : 0;
   out.set_max_output_bytes(cmd.max_output_bytes.value_or(default_cap));

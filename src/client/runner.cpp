@@ -33,13 +33,21 @@ void RunnerCore::start_exec(grpc::ClientContext* context, const v1::ExecRequest*
 bool RunnerCore::add(RunnerMembership* member, const std::shared_ptr<CallBase>& call) {
   std::lock_guard lock(mutex_);
   if (closed_) return false;
-  calls_.emplace(member, Registered{call, std::nullopt});
+  member->call_ = call;
+  member->next_ = calls_;
+  if (calls_ != nullptr) calls_->prev_ = member;
+  calls_ = member;
   return true;
 }
 
 void RunnerCore::remove(RunnerMembership* member) {
   std::lock_guard lock(mutex_);
-  calls_.erase(member);
+  if (member->prev_ != nullptr) {
+    member->prev_->next_ = member->next_;
+  } else {
+    calls_ = member->next_;
+  }
+  if (member->next_ != nullptr) member->next_->prev_ = member->prev_;
   // Notified under the lock: the waiter may destroy the core as soon as it wakes.
   if (idle_locked()) idle_.notify_all();
 }
@@ -50,9 +58,8 @@ void RunnerCore::close() noexcept {
   {
     std::lock_guard lock(mutex_);
     closed_ = true;
-    live.reserve(calls_.size());
-    for (auto& [member, registered] : calls_) {
-      if (auto strong = registered.call.lock()) live.push_back(std::move(strong));
+    for (auto* member = calls_; member != nullptr; member = member->next_) {
+      if (auto strong = member->call_.lock()) live.push_back(std::move(strong));
     }
     // Every call is cancelled below; the alarm's callback still runs (ok false).
     exit_alarm = std::move(exit_alarm_);
@@ -65,10 +72,8 @@ void RunnerCore::close() noexcept {
 void RunnerCore::end_after_exit(RunnerMembership* member) {
   std::lock_guard lock(mutex_);
   if (closed_) return;  // close() cancels every call
-  const auto found = calls_.find(member);
-  if (found == calls_.end()) return;
   const auto due = std::chrono::steady_clock::now() + kExitStatusWait;
-  found->second.status_due = due;
+  member->status_due_ = due;
   if (!exit_alarm_armed_) arm_exit_alarm_locked(due);
 }
 
@@ -98,13 +103,14 @@ void RunnerCore::exit_alarm_fired(bool ok) {
       // cancelled. The registry holds only calls in flight, so this walk is short.
       const auto now = std::chrono::steady_clock::now();
       std::optional<std::chrono::steady_clock::time_point> next;
-      for (auto& [member, registered] : calls_) {
-        if (!registered.status_due) continue;
-        if (*registered.status_due <= now) {
-          registered.status_due.reset();
-          if (auto call = registered.call.lock()) overdue.push_back(std::move(call));
-        } else if (!next || *registered.status_due < *next) {
-          next = registered.status_due;
+      for (auto* member = calls_; member != nullptr; member = member->next_) {
+        const auto& due = member->status_due_;
+        if (!due) continue;
+        if (*due <= now) {
+          member->status_due_.reset();
+          if (auto call = member->call_.lock()) overdue.push_back(std::move(call));
+        } else if (!next || *due < *next) {
+          next = due;
         }
       }
       if (next) arm_exit_alarm_locked(*next);
@@ -221,7 +227,7 @@ namespace {
 /// `exec()`: one call whose output is collected into an ExecResult, completed once.
 class ExecOperation final : public Operation, public CallBase {
  public:
-  ExecOperation(RunnerCore* core, Command command, ExecCompletion done)
+  ExecOperation(RunnerCore* core, Command&& command, ExecCompletion done)
       : CallBase(core, std::move(command)), done_(std::move(done)) {}
 
   void start() override {
@@ -299,7 +305,8 @@ class ExecOperation final : public Operation, public CallBase {
 
   // One stream's output as the messages' own strings (moved out of the responses), joined
   // once at the end into an exactly sized string: appending to one growing string made
-  // exec() of 64 MiB pay a reallocation chain (about 19,000 extra page faults).
+  // exec() of 64 MiB pay a reallocation chain (about 19,000 extra page faults). The first
+  // part is kept apart: most execs' output is one message, which then needs no vector.
   class Collected {
    public:
     void add(std::string bytes, std::uint64_t cap, bool& truncated) {
@@ -310,18 +317,24 @@ class ExecOperation final : public Operation, public CallBase {
       }
       if (bytes.empty()) return;
       size_ += bytes.size();
-      parts_.push_back(std::move(bytes));
+      if (first_.empty()) {
+        first_ = std::move(bytes);
+      } else {
+        more_.push_back(std::move(bytes));
+      }
     }
     std::string join() {
-      if (parts_.size() == 1) return std::move(parts_.front());
+      if (more_.empty()) return std::move(first_);
       std::string all;
       all.reserve(static_cast<std::size_t>(size_));
-      for (const auto& part : parts_) all += part;
+      all += first_;
+      for (const auto& part : more_) all += part;
       return all;
     }
 
    private:
-    std::vector<std::string> parts_;
+    std::string first_;
+    std::vector<std::string> more_;
     std::uint64_t size_ = 0;
   };
 
@@ -338,8 +351,8 @@ class ExecOperation final : public Operation, public CallBase {
 
 }  // namespace
 
-std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>& core, Command cmd,
-                                               ExecCompletion done) {
+std::shared_ptr<Operation> make_exec_operation(const std::shared_ptr<RunnerCore>& core,
+                                               Command&& cmd, ExecCompletion done) {
   return std::make_shared<ExecOperation>(core.get(), std::move(cmd), std::move(done));
 }
 

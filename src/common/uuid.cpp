@@ -20,14 +20,16 @@ std::string random_uuid() {
   bytes[6] = static_cast<std::uint8_t>((bytes[6] & 0x0f) | 0x40);  // version 4
   bytes[8] = static_cast<std::uint8_t>((bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
   static constexpr char hex[] = "0123456789abcdef";
-  std::string uuid;
-  uuid.reserve(36);
+  // Formatted in place, then copied once: pushing 36 characters into a string checked its
+  // capacity 36 times, on every call.
+  std::array<char, 36> text{};
+  std::size_t at = 0;
   for (std::size_t i = 0; i < bytes.size(); ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10) uuid.push_back('-');
-    uuid.push_back(hex[bytes[i] >> 4]);
-    uuid.push_back(hex[bytes[i] & 0x0f]);
+    if (i == 4 || i == 6 || i == 8 || i == 10) text[at++] = '-';
+    text[at++] = hex[bytes[i] >> 4];
+    text[at++] = hex[bytes[i] & 0x0f];
   }
-  return uuid;
+  return {text.data(), text.size()};
 }
 
 }  // namespace sandbox

@@ -33,8 +33,10 @@ Validation validate(const Command& cmd, AgentProtocol protocol = AgentProtocol::
 
 /// Fills `out` from the runner's defaults and `cmd`'s overrides. `cmd` must be valid.
 /// Generates a UUID v4 exec_id when `cmd.exec_id` is empty. Env values (including
-/// `secret://` references) are copied verbatim.
-void build_request(const RemoteRunnerConfig& config, const Command& cmd, OutputUse use,
+/// `secret://` references) are passed verbatim. Moves `cmd`'s strings (argv, env, workdir,
+/// stdin_data, exec_id) into `out` and leaves them empty: a call owns its command, and
+/// copying them cost an allocation per string per call. The rest of `cmd` is left as it was.
+void build_request(const RemoteRunnerConfig& config, Command& cmd, OutputUse use,
                    v1::ExecRequest& out);
 
 /// Checks the request built from a command (runner defaults merged) against the size limits

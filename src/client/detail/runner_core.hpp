@@ -14,7 +14,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "client/detail/call_trace.hpp"
@@ -88,10 +87,11 @@ class RunnerCore {
   /// Must be called while a registered call keeps the runner alive.
   void send_cancel(const std::string& exec_id);
 
-  /// The registered call `member` received its exit and reads once more for the status:
-  /// cancels it (`CancelReason::exited`) if it is still registered `kExitStatusWait` from
-  /// now. One alarm per runner serves every such call (armed while some wait); never
-  /// blocks, never runs a reaction inline.
+  /// The call `member` received its exit and reads once more for the status: cancels it
+  /// (`CancelReason::exited`) if it is still registered `kExitStatusWait` from now. `member`
+  /// must be registered (only an attempt of a joined call receives an exit). One alarm per
+  /// runner serves every such call (armed while some wait); never blocks, never runs a
+  /// reaction inline.
   void end_after_exit(RunnerMembership* member);
 
   /// Whether an Exec of this runner has seen `started`: the agent is of the generation
@@ -121,7 +121,7 @@ class RunnerCore {
   /// The exit alarm fired (`ok`) or was cancelled by close().
   void exit_alarm_fired(bool ok);
   [[nodiscard]] bool idle_locked() const noexcept {
-    return calls_.empty() && cancels_ == 0 && !exit_alarm_armed_;
+    return calls_ == nullptr && cancels_ == 0 && !exit_alarm_armed_;
   }
 
   RemoteRunnerConfig config_;
@@ -132,14 +132,10 @@ class RunnerCore {
   std::unique_ptr<workflow::plugin::external::sandbox::SandboxExecService::Stub> legacy_stub_;
   mutable std::mutex mutex_;
   std::condition_variable idle_;
-  /// A registered call; `status_due`: when it is cancelled unless it left the registry, set
-  /// by end_after_exit.
-  struct Registered {
-    std::weak_ptr<CallBase> call;  // weak: the registry never extends a call's life
-    std::optional<std::chrono::steady_clock::time_point> status_due;
-  };
-  std::unordered_map<RunnerMembership*, Registered> calls_;  // guarded by mutex_
-  bool closed_ = false;                                      // guarded by mutex_
+  /// The registered calls: an intrusive list through their RunnerMembership, so joining
+  /// allocates nothing. Guarded by mutex_, as are the links and entries of its members.
+  RunnerMembership* calls_ = nullptr;
+  bool closed_ = false;  // guarded by mutex_
   // Guarded by mutex_: Cancels started or deferred and not yet answered (or dropped); the
   // support learnt from the answers; whether the probe is in flight; the Cancels waiting
   // for it (counted in cancels_).
@@ -174,7 +170,17 @@ class RunnerMembership {
   RunnerCore* core_;
 
  private:
+  friend class RunnerCore;
+
   bool joined_ = false;
+  // Guarded by the core's mutex while joined: the registry's links; the call, weakly (the
+  // registry never extends a call's life; kept here because the call's own weak reference
+  // to itself is destroyed before this base leaves the registry); and when the call is
+  // cancelled unless it has left (set by end_after_exit).
+  RunnerMembership* prev_ = nullptr;
+  RunnerMembership* next_ = nullptr;
+  std::weak_ptr<CallBase> call_;
+  std::optional<std::chrono::steady_clock::time_point> status_due_;
 };
 
 }  // namespace sandbox::detail

@@ -69,10 +69,10 @@ class StreamCore final : public Cancellable {
 /// The Exec call of one stream; reports into its StreamCore.
 class StreamRpc final : public CallBase {
  public:
-  StreamRpc(RunnerCore* core, Command command, std::shared_ptr<StreamCore> stream);
+  StreamRpc(RunnerCore* core, Command&& command, std::shared_ptr<StreamCore> stream);
 
   /// Validates and starts the call; a failure becomes the stream's terminal error.
-  static void start(RunnerCore* core, Command command, const std::shared_ptr<StreamCore>& stream);
+  static void start(RunnerCore* core, Command&& command, const std::shared_ptr<StreamCore>& stream);
   /// Starts the read the consumer claimed with take_read_locked().
   void read_more();
   using CallBase::history;
