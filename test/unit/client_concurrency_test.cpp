@@ -180,6 +180,27 @@ TEST(PostedCompletionTest, HandlerWithoutAssociatedExecutorRunsOnTheFallback) {
   EXPECT_EQ(off_fallback.load(), 0) << "handlers ran outside the fallback strand";
 }
 
+// The unwrapping of posted completions (post_unwrapped) takes only an io_context's own
+// executor, with or without tracked work: a strand (or anything else) in an any_io_executor
+// keeps going through it. Asio 1.22's target<T>() alone would have cast a strand.
+TEST(PostedCompletionTest, OnlyAnIoContextsOwnExecutorIsUnwrapped) {
+  asio::io_context io;
+  using Plain = asio::io_context::executor_type;
+  using Tracked = std::decay_t<decltype(asio::prefer(io.get_executor(),
+                                                     asio::execution::outstanding_work.tracked))>;
+  const asio::any_io_executor plain(io.get_executor());
+  const asio::any_io_executor tracked(
+      asio::prefer(io.get_executor(), asio::execution::outstanding_work.tracked));
+  const asio::any_io_executor strand(asio::make_strand(io));
+  EXPECT_NE(target_if<Plain>(plain), nullptr);
+  EXPECT_EQ(target_if<Tracked>(plain), nullptr);
+  EXPECT_NE(target_if<Tracked>(tracked), nullptr);
+  EXPECT_EQ(target_if<Plain>(tracked), nullptr);
+  EXPECT_EQ(target_if<Plain>(strand), nullptr);
+  EXPECT_EQ(target_if<Tracked>(strand), nullptr);
+  EXPECT_EQ(target_if<Plain>(asio::any_io_executor()), nullptr);
+}
+
 // Each handler starts the next operation, completed by a foreign thread, the way a
 // coroutine awaits one call after another: run() must not return between two of them.
 TEST(PostedCompletionTest, OutstandingCompletionKeepsRunGoingAcrossForeignThreadHops) {
