@@ -6,10 +6,11 @@
 #   bench/instructions.sh --tracing BIN
 #
 # Each row runs twice in its own process (--short sizes, --separate_server so the server's
-# instructions land in another file), with 2 and then 6 iterations; the difference of the
-# client process's instruction counts, divided by the work of 4 iterations, is the cost of
-# one exec (tiny, concurrent64: 64 execs per iteration) or one MiB (bulk, 8 MiB per
-# iteration). Connection set-up and warm-up cancel out.
+# instructions land in another file), with 2 and then more iterations (tiny: 202,
+# concurrent64: 22, bulk: 6); the difference of the client process's instruction counts,
+# divided by the work in between, is the cost of one exec (concurrent64: 64 execs per
+# iteration) or one MiB (bulk, 8 MiB per iteration). Connection set-up and warm-up cancel
+# out.
 #
 # --tracing: what tracing costs an exec (issue 6: "zero cost when unused"). For
 # tiny_exec/sdk_exec (no tracer), .../sdk_exec_noop_tracer and .../sdk_exec_otel_tracer: the
@@ -25,6 +26,7 @@ bin=$1
 shift
 [ $# -gt 0 ] || set -- 'tiny_exec/raw_callback/' 'tiny_exec/sdk_exec/' 'tiny_exec/sdk_stream/' \
   'concurrent64_tiny/raw_callback/' 'concurrent64_tiny/sdk_exec/' 'concurrent64_tiny/sdk_stream/' \
+  'concurrent64_tiny/sdk_exec_callback/' \
   'bulk_4KiB_chunks/raw_callback/' 'bulk_4KiB_chunks/sdk_stream/' \
   'bulk_64KiB_chunks/raw_callback/' 'bulk_64KiB_chunks/sdk_stream/'
 dir=$(mktemp -d)
@@ -62,18 +64,18 @@ if [ $tracing = yes ]; then
   set -- 'tiny_exec/sdk_exec/'
 fi
 printf '%-36s %14s\n' row instructions
-# More iterations for the tracing comparison: its difference is small beside the noise of
-# gRPC's background threads.
-few=2 many=6
-[ $tracing = yes ] && many=42
+# Enough work between the two runs that gRPC's background threads (counted too) stay small
+# beside it: 200 tiny execs, 1,280 concurrent ones (20 batches), 32 MiB of a bulk row. More
+# for the tracing comparison: its difference is small beside that noise.
+few=2
 for row in "$@"; do
+  case $row in
+    tiny*) unit=exec; many=202; [ $tracing = yes ] && many=402; work=$((many - few)) ;;
+    concurrent*) unit=exec; many=22; work=$(((many - few) * 64)) ;;
+    bulk*) unit=MiB; many=6; work=$(((many - few) * 8)) ;;
+    *) unit=iteration; many=6; work=$((many - few)) ;;
+  esac
   a=$(client_ir "$row" $few)
   b=$(client_ir "$row" $many)
-  case $row in
-    tiny*) unit=exec; work=$((many - few)) ;;
-    concurrent*) unit=exec; work=256 ;;
-    bulk*) unit=MiB; work=32 ;;
-    *) unit=iteration; work=4 ;;
-  esac
   printf '%-36s %14.0f per %s\n' "$row" "$(echo "($b - $a) / $work" | bc -l)" "$unit"
 done

@@ -147,6 +147,8 @@ void register_rows() {
   row(concurrent + "sdk_exec", bench::concurrent_sdk_exec, w.concurrent_iterations, kMillisecond);
   row(concurrent + "sdk_stream", bench::concurrent_sdk_stream, w.concurrent_iterations,
       kMillisecond);
+  row(concurrent + "sdk_exec_callback", bench::concurrent_sdk_exec_callback,
+      w.concurrent_iterations, kMillisecond);
 #endif
 
   for (const std::uint64_t chunk : {std::uint64_t{4} << 10, std::uint64_t{64} << 10}) {

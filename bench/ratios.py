@@ -46,6 +46,7 @@ CLIENT_ORDER = {
     "sdk_stream": 4,
     "sdk_exec_noop_tracer": 5,
     "sdk_exec_otel_tracer": 6,
+    "sdk_exec_callback": 7,
 }
 
 GIB = 1 << 30
@@ -202,6 +203,10 @@ def targets(medians, memory, context, extra):
     separate = str(context.get("server", "")).startswith("child process")
     if separate:
         cost("concurrent", "cpu_us_per_exec", "client CPU per exec, 64 in flight / raw_callback", "<= 1.15")
+        # No goal: the same exec() with a plain callback as its completion token, which shows
+        # what of the coroutine row is Asio's coroutine machinery rather than the SDK's.
+        cost("concurrent", "cpu_us_per_exec", "client CPU per exec, 64 in flight / raw_callback", "",
+             sdk_clients=("sdk_exec_callback",))
     else:
         out.append(("client CPU per exec, 64 in flight", "server in-process: not client-only", None, "<= 1.15"))
 

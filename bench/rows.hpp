@@ -32,6 +32,9 @@ void tiny_sdk_exec_otel_tracer(benchmark::State& state);
 #endif
 void concurrent_sdk_exec(benchmark::State& state);
 void concurrent_sdk_stream(benchmark::State& state);
+/// `concurrent_sdk_exec` with a plain callback as the completion token instead of a
+/// coroutine per call: the SDK's own cost without Asio's coroutine machinery.
+void concurrent_sdk_exec_callback(benchmark::State& state);
 void bulk_sdk_exec(benchmark::State& state, std::uint64_t chunk_bytes);
 void bulk_sdk_stream(benchmark::State& state, std::uint64_t chunk_bytes);
 #endif

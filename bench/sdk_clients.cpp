@@ -94,16 +94,22 @@ std::string describe(const std::error_code& ec, const std::string& message) {
   return ec.message() + (message.empty() ? "" : ": " + message);
 }
 
+/// What is wrong with one exec's outcome; an empty string when nothing is.
+std::string exec_problem(const std::error_code& ec, const sandbox::ExecResult& result,
+                         std::uint64_t expected_bytes) {
+  if (ec) return describe(ec, result.error_message);
+  if (result.exit_code() != 0) return "exit code " + std::to_string(result.exit_code());
+  if (result.stdout_data.size() != expected_bytes) {
+    return "got " + std::to_string(result.stdout_data.size()) + " stdout bytes";
+  }
+  return {};
+}
+
 /// One exec; an empty string on success, else what went wrong.
 asio::awaitable<std::string> exec_once(sandbox::RemoteRunner& runner, const sandbox::Command& cmd,
                                        std::uint64_t expected_bytes) {
   auto [ec, result] = co_await runner.exec(cmd, tuple);
-  if (ec) co_return describe(ec, result.error_message);
-  if (result.exit_code() != 0) co_return "exit code " + std::to_string(result.exit_code());
-  if (result.stdout_data.size() != expected_bytes) {
-    co_return "got " + std::to_string(result.stdout_data.size()) + " stdout bytes";
-  }
-  co_return std::string();
+  co_return exec_problem(ec, result, expected_bytes);
 }
 
 /// One stream drained chunk by chunk, counting bytes; an empty string on success.
@@ -158,7 +164,11 @@ void tiny(benchmark::State& state, CallFn call, std::shared_ptr<sandbox::Tracer>
       std::move(tracer));
 }
 
-void concurrent(benchmark::State& state, CallFn call) {
+/// The concurrent row: batches of n execs in flight on one runner. `start_one(io, runner,
+/// cmd, bytes, done)` starts one call that reports its problem (empty: none) to `done` on the
+/// io_context's thread.
+template <typename StartOne>
+void concurrent_row(benchmark::State& state, StartOne start_one) {
   const auto bytes = workload().tiny_bytes;
   const auto cmd = synth_command(bytes, bytes);
   const int n = workload().concurrency;
@@ -168,18 +178,15 @@ void concurrent(benchmark::State& state, CallFn call) {
   int remaining = 0;
   bool done = false;
   std::string error;
-  // Starts n calls on the io_context; `done` when the last one completed.
+  const auto on_done = [&](const std::string& problem) {
+    if (!problem.empty() && error.empty()) error = problem;
+    done = --remaining == 0;
+  };
+  // Starts `count` calls; `done` when the last one completed.
   auto start_batch = [&](int count) {
     remaining = count;
     done = false;
-    for (int i = 0; i < count; ++i) {
-      asio::co_spawn(loop.io, call(runner, cmd, bytes),
-                     [&](std::exception_ptr e, std::string result) {
-                       if (e) result = "exception";
-                       if (!result.empty() && error.empty()) error = result;
-                       done = --remaining == 0;
-                     });
-    }
+    for (int i = 0; i < count; ++i) start_one(loop.io, runner, cmd, bytes, on_done);
   };
 
   start_batch(1);
@@ -195,6 +202,17 @@ void concurrent(benchmark::State& state, CallFn call) {
   }
   state.SetItemsProcessed(state.iterations() * n);
   cpu.report(state, static_cast<double>(state.iterations()) * n, "exec");
+}
+
+/// Each call a coroutine, as a coroutine user writes it.
+void concurrent(benchmark::State& state, CallFn call) {
+  concurrent_row(state, [call](asio::io_context& io, sandbox::RemoteRunner& runner,
+                               const sandbox::Command& cmd, std::uint64_t bytes, const auto& done) {
+    asio::co_spawn(io, call(runner, cmd, bytes),
+                   [done](const std::exception_ptr& e, const std::string& result) {
+                     done(e ? std::string("exception") : result);
+                   });
+  });
 }
 
 void bulk(benchmark::State& state, std::uint64_t chunk_bytes, CallFn call) {
@@ -234,6 +252,14 @@ void tiny_sdk_exec_otel_tracer(benchmark::State& state) {
 #endif
 void concurrent_sdk_exec(benchmark::State& state) { concurrent(state, exec_once); }
 void concurrent_sdk_stream(benchmark::State& state) { concurrent(state, stream_once); }
+void concurrent_sdk_exec_callback(benchmark::State& state) {
+  concurrent_row(state, [](asio::io_context& /*io*/, sandbox::RemoteRunner& runner,
+                           const sandbox::Command& cmd, std::uint64_t bytes, const auto& done) {
+    runner.exec(cmd, [done, bytes](std::error_code ec, const sandbox::ExecResult& result) {
+      done(exec_problem(ec, result, bytes));
+    });
+  });
+}
 void bulk_sdk_exec(benchmark::State& state, std::uint64_t chunk_bytes) {
   bulk(state, chunk_bytes, exec_once);
 }
