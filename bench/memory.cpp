@@ -235,11 +235,20 @@ struct StreamResult {
   double seconds = 0;
 };
 
-StreamResult stream_sdk(std::uint64_t total, std::uint64_t chunk) {
+/// `fixed_window`: the runner's channel without gRPC's BDP probing and with a 1 MiB stream
+/// window, so the transport reads at most that far ahead of the consumer (with probing the
+/// window grows to what the link carries): what a user who caps memory over throughput
+/// sets (guide.md).
+StreamResult stream_sdk(std::uint64_t total, std::uint64_t chunk, bool fixed_window) {
   asio::io_context io{1};
   auto guard = asio::make_work_guard(io);
   StreamResult result;
-  sandbox::RemoteRunner runner(io.get_executor(), sdk_config());
+  auto config = sdk_config();
+  if (fixed_window) {
+    config.channel_args["grpc.http2.bdp_probe"] = 0;
+    config.channel_args["grpc.http2.lookahead_bytes"] = 1 << 20;
+  }
+  sandbox::RemoteRunner runner(io.get_executor(), config);
   bool done = false;
   auto drain = [&](std::uint64_t bytes) -> asio::awaitable<std::uint64_t> {
     sandbox::Command cmd(synth_argv(bytes, chunk));
@@ -312,8 +321,8 @@ int run_memory(const std::vector<std::string>& args) {
         auto r = stream_raw(total, chunk);
         before = r.hwm_before_kib, after = r.hwm_after_kib, bytes = r.bytes, seconds = r.seconds;
 #ifdef SANDBOX_BENCH_WITH_SDK
-      } else if (args[1] == "sdk_stream") {
-        auto r = stream_sdk(total, chunk);
+      } else if (args[1] == "sdk_stream" || args[1] == "sdk_stream_fixed_window") {
+        auto r = stream_sdk(total, chunk, args[1] == "sdk_stream_fixed_window");
         before = r.hwm_before_kib, after = r.hwm_after_kib, bytes = r.bytes, seconds = r.seconds;
 #endif
       } else {
