@@ -48,8 +48,6 @@ std::pair<std::error_code, const char*> error_of(CancelReason reason) {
 
 }  // namespace
 
-// request_block_ is left uninitialised: it is the arena's storage, which the arena writes.
-// NOLINTNEXTLINE(cppcoreguidelines-pro-type-member-init)
 CallBase::CallBase(RunnerCore* core, Command&& command)
     : RunnerMembership(core), command_(std::move(command)), trace_(core->trace()) {}
 

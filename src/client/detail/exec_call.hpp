@@ -6,11 +6,8 @@
 
 #include <grpcpp/alarm.h>
 
-#include <google/protobuf/arena.h>
-
 #include <atomic>
 #include <chrono>
-#include <cstddef>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -81,20 +78,7 @@ class CallBase : protected RunnerMembership, public std::enable_shared_from_this
   [[nodiscard]] CancelReason cancel_reason() const noexcept { return cancel_reason_.load(); }
 
   Command command_;
-
- private:
-  // The request is built on an arena whose first block is part of this object, so its
-  // string objects and arrays (argv, exec id, env) need no allocation each. Each such
-  // allocation was freed on a gRPC thread, away from the thread that made it: ~400
-  // instructions per allocation in malloc's cross-thread path.
-  static constexpr std::size_t kRequestBlock = 1024;
-  alignas(std::max_align_t) char request_block_[kRequestBlock];
-  google::protobuf::Arena request_arena_{request_block_, kRequestBlock};
-
- protected:
-  /// Attempts only read it; rewritten between attempts.
-  v1::ExecRequest& request_ =
-      *google::protobuf::Arena::CreateMessage<v1::ExecRequest>(&request_arena_);
+  v1::ExecRequest request_;  // attempts only read it; rewritten between attempts
   std::chrono::steady_clock::time_point started_at_ = std::chrono::steady_clock::now();
 
  private:
