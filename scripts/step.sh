@@ -7,7 +7,7 @@ step() {
   local name="$1"
   shift
   local log="$log_dir/$name.log" begin=$SECONDS
-  printf '%-20s' "$name"
+  printf '%-23s ' "$name"
   # In the background so that errexit stays in force inside COMMAND (an `if` would turn
   # it off for everything the condition runs).
   ("$@") >"$log" 2>&1 </dev/null &

@@ -26,7 +26,7 @@ source "$root/scripts/step.sh"
 ctest_step() {
   local preset="$1"
   local log="$log_dir/ctest-$preset.log" begin=$SECONDS
-  printf '%-20s' "ctest-$preset"
+  printf '%-23s ' "ctest-$preset"
   if ctest --preset "$preset" -j "$jobs" >"$log" 2>&1 </dev/null; then
     echo "ok ($((SECONDS - begin))s)"
     grep -E 'tests passed|Total Test time' "$log" | sed 's/^/    /'
@@ -34,6 +34,10 @@ ctest_step() {
   fi
   echo "FAILED ($((SECONDS - begin))s)"
   sed -n '/tests passed/p; /The following tests FAILED/,$p' "$log" | sed 's/^/    /'
+  # What failed the first time, which a passing rerun would otherwise hide.
+  echo "    the failures as first reported:"
+  grep -E -A8 ': Failure$|ERROR: [A-Za-z]+Sanitizer|runtime error:' "$log" | head -n 120 |
+    sed 's/^/    /' || true
   echo "    rerunning the failed tests (full log: $log):"
   ctest --preset "$preset" --rerun-failed --output-on-failure </dev/null 2>&1 | tail -n 200 |
     sed 's/^/    /' || true

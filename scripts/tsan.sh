@@ -32,7 +32,7 @@ step build-tsan cmake --build --preset tsan -j "$jobs" || exit 1
 status=0
 log="$log_dir/ctest-tsan.log"
 begin=$SECONDS
-printf '%-20s' ctest-tsan
+printf '%-23s ' ctest-tsan
 if ctest --preset tsan -j "$jobs" >"$log" 2>&1 </dev/null; then
   echo "ok ($((SECONDS - begin))s): $(grep -E 'tests passed' "$log")"
 else
@@ -45,7 +45,7 @@ fi
 
 log="$log_dir/ctest-tsan-grpc.log"
 begin=$SECONDS
-printf '%-20s' ctest-tsan-grpc
+printf '%-23s ' ctest-tsan-grpc
 if ctest --preset tsan-grpc -j "$jobs" >"$log" 2>&1 </dev/null; then
   echo "ok ($((SECONDS - begin))s): $(grep -E 'tests passed' "$log")"
 else

@@ -421,19 +421,32 @@ TEST(RunnerFakeAgentTest, WorksWithCallbacksFuturesDeferredAndAsTuple) {
 
 TEST(RunnerFakeAgentTest, CallDeadlineOnASilentAgentReturnsOnTime) {
   std::atomic<int> cancels_seen{0};
-  FakeAgent agent(waiting_for_cancel(cancels_seen));
+  // `true` answers at once; anything else waits until its deadline cancels it.
+  FakeAgent agent(
+      [&, answer = replying("", "", 0), wait = waiting_for_cancel(cancels_seen)](
+          grpc::ServerContext& context, const v1::ExecRequest& request, ExecWriter& writer) {
+        return request.command(0) == "true" ? answer(context, request, writer)
+                                            : wait(context, request, writer);
+      });
   asio::io_context io;
   RemoteRunner runner(io.get_executor(), runner_config(agent));
+  // Connected first, so that the 300 ms go to the call and not to a loaded machine's
+  // connection setup (in which the call would never reach the agent).
+  auto [warm_ec, warm] = run_bounded(io, runner.exec({"true"}, as_tuple(asio::use_awaitable)));
+  ASSERT_FALSE(warm_ec) << warm_ec.message();
   Command cmd{"sleep", "300"};
   cmd.deadline = 300ms;
   const auto start = std::chrono::steady_clock::now();
   auto [ec, result] = run_bounded(io, runner.exec(cmd, as_tuple(asio::use_awaitable)), 10s);
   const auto elapsed = std::chrono::steady_clock::now() - start;
-  EXPECT_EQ(ec, errc::deadline_exceeded);
+  EXPECT_EQ(ec, errc::deadline_exceeded) << ec.message();
   EXPECT_GE(elapsed, 300ms);
   EXPECT_LT(elapsed, 3s) << "the deadline was not enforced";
-  EXPECT_TRUE(eventually([&] { return cancels_seen.load() == 1; }))
-      << "the agent never saw the deadline";
+  // Every call that reached the agent's handler saw its deadline there (one, unless the
+  // handler was not scheduled within the 300 ms).
+  EXPECT_TRUE(eventually([&] { return cancels_seen.load() + 1 == std::ssize(agent.calls()); }))
+      << cancels_seen.load() << " cancellations seen by the agent for " << agent.calls().size() - 1
+      << " calls with a deadline";
 }
 
 }  // namespace
