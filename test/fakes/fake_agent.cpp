@@ -232,6 +232,14 @@ ExecScript waiting_for_cancel(std::atomic<int>& cancels_seen, std::string first_
   };
 }
 
+ExecScript after_warm_up(ExecScript then) {
+  return [answer = replying("", "", 0), then = std::move(then)](
+             grpc::ServerContext& context, const v1::ExecRequest& request, ExecWriter& writer) {
+    const bool warm_up = request.command_size() == 1 && request.command(0) == warm_up_command;
+    return warm_up ? answer(context, request, writer) : then(context, request, writer);
+  };
+}
+
 bool wait_for_client_cancel(grpc::ServerContext& context) {
   const auto limit = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!context.IsCancelled()) {

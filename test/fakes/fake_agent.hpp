@@ -105,6 +105,12 @@ ExecScript exiting_then_holding_open(std::atomic<int>& cancels_seen, int code);
 /// the client cancels, counting each observed cancellation in `cancels_seen`.
 ExecScript waiting_for_cancel(std::atomic<int>& cancels_seen, std::string first_stdout = {});
 
+/// `then`, except that a call to `warm_up_command` gets exit 0 at once: a test whose timing
+/// starts at its second call runs that first, to have the channel connected (the first call's
+/// connection setup can take hundreds of milliseconds on a loaded machine).
+ExecScript after_warm_up(ExecScript then);
+inline constexpr const char* warm_up_command = "warm-up";
+
 /// An agent that reattaches, with a connection that breaks: each call sends `started`
 /// (`resumed` after the first), then `out` from the call's `resume.stdout_offset` in chunks
 /// of `chunk` bytes. The first `failing` calls stop after `per_attempt` bytes with

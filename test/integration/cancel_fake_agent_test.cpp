@@ -124,7 +124,7 @@ TEST(CancelFakeAgentTest, TerminalCancellationOfExecSendsOneCancelWithItsExecId)
   }
   auto cancels = agent.cancels();
   ASSERT_EQ(cancels.size(), 1u);
-  EXPECT_EQ(cancels[0].request.exec_id(), agent.calls().at(0).request.exec_id());
+  EXPECT_EQ(cancels[0].request.exec_id(), agent.calls().at(1).request.exec_id());
   EXPECT_EQ(cancels[0].request.signal(), v1::CANCEL_SIGNAL_TERM);
 }
 
@@ -186,7 +186,7 @@ TEST(CancelFakeAgentTest, ExecStreamCancelSendsCancel) {
   }
   auto cancels = agent.cancels();
   ASSERT_EQ(cancels.size(), 1u);
-  EXPECT_EQ(cancels[0].request.exec_id(), agent.calls().at(0).request.exec_id());
+  EXPECT_EQ(cancels[0].request.exec_id(), agent.calls().at(1).request.exec_id());
 }
 
 TEST(CancelFakeAgentTest, CloseWithCallsInFlightSendsOneCancelPerCall) {
@@ -209,10 +209,15 @@ TEST(CancelFakeAgentTest, CloseWithCallsInFlightSendsOneCancelPerCall) {
 
 TEST(CancelFakeAgentTest, DeadlineExpirySendsCancel) {
   std::atomic<int> cancels_seen{0};
-  FakeAgent agent(waiting_for_cancel(cancels_seen), answering_cancel());
+  FakeAgent agent(after_warm_up(waiting_for_cancel(cancels_seen)), answering_cancel());
   asio::io_context io;
   {
     RemoteRunner runner(io.get_executor(), runner_config(agent));
+    // Connected first: a call whose deadline passes before its request is sent has nothing
+    // to cancel.
+    auto [warm_ec, warm] =
+        run_bounded(io, runner.exec({warm_up_command}, as_tuple(asio::use_awaitable)));
+    ASSERT_FALSE(warm_ec) << warm_ec.message();
     Command cmd{"sleep", "300"};
     cmd.deadline = 300ms;
     auto [ec, result] = run_bounded(io, runner.exec(cmd, as_tuple(asio::use_awaitable)), 10s);
@@ -221,7 +226,7 @@ TEST(CancelFakeAgentTest, DeadlineExpirySendsCancel) {
   }
   auto cancels = agent.cancels();
   ASSERT_EQ(cancels.size(), 1u);
-  EXPECT_EQ(cancels[0].request.exec_id(), agent.calls().at(0).request.exec_id());
+  EXPECT_EQ(cancels[0].request.exec_id(), agent.calls().at(1).request.exec_id());
 }
 
 TEST(CancelFakeAgentTest, NormalExitSendsNoCancel) {

@@ -76,6 +76,8 @@ TEST_F(RunnerAgentTest, OutputCapTruncatesAndSaysSo) {
 }
 
 TEST_F(RunnerAgentTest, DeadlineOnASilentCommandReturnsOnTimeAndKillsIt) {
+  // Connected first, so that the 500 ms go to starting the command, not the channel.
+  ASSERT_EQ(run_bounded(io_, runner_->exec({"true"})).exit_code(), 0);
   Command cmd{"sh", "-c", "echo $$ > pid; exec sleep 300"};
   cmd.deadline = 500ms;
   const auto start = std::chrono::steady_clock::now();

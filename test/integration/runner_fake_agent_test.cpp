@@ -421,18 +421,13 @@ TEST(RunnerFakeAgentTest, WorksWithCallbacksFuturesDeferredAndAsTuple) {
 
 TEST(RunnerFakeAgentTest, CallDeadlineOnASilentAgentReturnsOnTime) {
   std::atomic<int> cancels_seen{0};
-  // `true` answers at once; anything else waits until its deadline cancels it.
-  FakeAgent agent(
-      [&, answer = replying("", "", 0), wait = waiting_for_cancel(cancels_seen)](
-          grpc::ServerContext& context, const v1::ExecRequest& request, ExecWriter& writer) {
-        return request.command(0) == "true" ? answer(context, request, writer)
-                                            : wait(context, request, writer);
-      });
+  FakeAgent agent(after_warm_up(waiting_for_cancel(cancels_seen)));
   asio::io_context io;
   RemoteRunner runner(io.get_executor(), runner_config(agent));
   // Connected first, so that the 300 ms go to the call and not to a loaded machine's
   // connection setup (in which the call would never reach the agent).
-  auto [warm_ec, warm] = run_bounded(io, runner.exec({"true"}, as_tuple(asio::use_awaitable)));
+  auto [warm_ec, warm] =
+      run_bounded(io, runner.exec({warm_up_command}, as_tuple(asio::use_awaitable)));
   ASSERT_FALSE(warm_ec) << warm_ec.message();
   Command cmd{"sleep", "300"};
   cmd.deadline = 300ms;
