@@ -4,8 +4,9 @@
 #   1. ctest --preset tsan: client_unit_tests + client_concurrency_tests, no gRPC server, no
 #      suppressions. Must be clean: a race here fails the script.
 #   2. ctest --preset tsan-grpc: client_fake_agent_tests against the in-process fake agent,
-#      with test/tsan.supp. Best effort (Debian's gRPC is not TSan-built; see
-#      docs/testing.md): its outcome is reported, never fails the script.
+#      with test/tsan.supp. Best effort for races (Debian's gRPC is not TSan-built; see
+#      docs/testing.md): race reports are reported, never fail the script; a test that
+#      crashes, aborts or times out does.
 # Quiet: each step logs to build/tsan/logs/<step>.log, shown (tail) when a step fails.
 set -euo pipefail
 
@@ -23,6 +24,16 @@ source "$root/scripts/step.sh"
 races() {
   grep -h 'SUMMARY: ThreadSanitizer' "$@" | sed 's/^SUMMARY: ThreadSanitizer: //' |
     sort | uniq -c | sort -rn
+}
+
+# Whether a CTest log shows a test that died by a signal or timed out.
+crashed() { grep -qE '\*\*\*(Exception|Timeout)' "$1"; }
+
+# Reruns tsan-grpc's failed tests once; whether none of them crashed or timed out again.
+rerun_survives() {
+  rerun_log="$log_dir/ctest-tsan-grpc-rerun.log"
+  ctest --preset tsan-grpc --rerun-failed >"$rerun_log" 2>&1 </dev/null || true
+  ! crashed "$rerun_log"
 }
 
 mkdir -p "$log_dir"
@@ -48,12 +59,28 @@ begin=$SECONDS
 printf '%-23s ' ctest-tsan-grpc
 if ctest --preset tsan-grpc -j "$jobs" >"$log" 2>&1 </dev/null; then
   echo "ok ($((SECONDS - begin))s): $(grep -E 'tests passed' "$log")"
+elif crashed "$log" && ! rerun_survives; then
+  # Race reports in gRPC's uninstrumented code are tolerated; a test that crashes, aborts
+  # or hangs twice in a row is not (a protobuf arena's SEGV once passed here as "not
+  # clean"). Once is tolerated: TSan itself has crashed on gRPC's threads after a test
+  # passed, about once in 60 runs (docs/testing.md).
+  status=1
+  echo "FAILED ($((SECONDS - begin))s): tests died by a signal or timed out, twice:"
+  grep -E '\*\*\*(Exception|Timeout)' "$log" | sed 's/^ */    /'
+  grep -E '\*\*\*(Exception|Timeout)' "$rerun_log" | sed 's/^ */    again: /'
+  grep -E -A8 'ERROR: ThreadSanitizer: (SEGV|[a-z-]+ on unknown address)|: Failure$' \
+    "$rerun_log" | head -n 60 | sed 's/^/    /' || true
+  echo "    full logs: $log, $rerun_log"
 else
   echo "best effort, not clean ($((SECONDS - begin))s): $(grep -E 'tests passed' "$log" || echo 'no summary')"
   echo "    races left after test/tsan.supp (first report of each failed test):"
   races "$log" | head -n 10 | sed 's/^/    /'
+  if crashed "$log"; then
+    echo "    a test died by a signal or timed out, and not again on its rerun:"
+    grep -E '\*\*\*(Exception|Timeout)' "$log" | sed 's/^ */      /'
+  fi
   echo "    full log: $log"
 fi
 
-echo "tsan: core $( ((status == 0)) && echo clean || echo FAILED ) in $((SECONDS - started))s"
+echo "tsan: $( ((status == 0)) && echo clean || echo FAILED ) in $((SECONDS - started))s"
 exit "$status"
