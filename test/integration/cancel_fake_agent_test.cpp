@@ -124,7 +124,7 @@ TEST(CancelFakeAgentTest, TerminalCancellationOfExecSendsOneCancelWithItsExecId)
   }
   auto cancels = agent.cancels();
   ASSERT_EQ(cancels.size(), 1u);
-  EXPECT_EQ(cancels[0].request.exec_id(), agent.calls().at(1).request.exec_id());
+  EXPECT_EQ(cancels[0].request.exec_id(), agent.calls().at(0).request.exec_id());
   EXPECT_EQ(cancels[0].request.signal(), v1::CANCEL_SIGNAL_TERM);
 }
 
@@ -186,7 +186,7 @@ TEST(CancelFakeAgentTest, ExecStreamCancelSendsCancel) {
   }
   auto cancels = agent.cancels();
   ASSERT_EQ(cancels.size(), 1u);
-  EXPECT_EQ(cancels[0].request.exec_id(), agent.calls().at(1).request.exec_id());
+  EXPECT_EQ(cancels[0].request.exec_id(), agent.calls().at(0).request.exec_id());
 }
 
 TEST(CancelFakeAgentTest, CloseWithCallsInFlightSendsOneCancelPerCall) {
