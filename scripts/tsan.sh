@@ -21,8 +21,9 @@ step_owner=tsan
 source "$root/scripts/step.sh"
 
 # The distinct races of a log, most frequent first: "count  location of the access".
+# None is not an error: the caller's pipeline must not end the script (errexit, pipefail).
 races() {
-  grep -h 'SUMMARY: ThreadSanitizer' "$@" | sed 's/^SUMMARY: ThreadSanitizer: //' |
+  { grep -h 'SUMMARY: ThreadSanitizer' "$@" || true; } | sed 's/^SUMMARY: ThreadSanitizer: //' |
     sort | uniq -c | sort -rn
 }
 
@@ -50,7 +51,7 @@ else
   status=1
   echo "FAILED ($((SECONDS - begin))s)"
   sed -n '/tests passed/p; /The following tests FAILED/,$p' "$log" | sed 's/^/    /'
-  races "$log" | head -n 20 | sed 's/^/    /'
+  races "$log" | head -n 20 | sed 's/^/    /' || true
   echo "    full log (each failed test's output, TSan reports included): $log"
 fi
 
@@ -74,7 +75,9 @@ elif crashed "$log" && ! rerun_survives; then
 else
   echo "best effort, not clean ($((SECONDS - begin))s): $(grep -E 'tests passed' "$log" || echo 'no summary')"
   echo "    races left after test/tsan.supp (first report of each failed test):"
-  races "$log" | head -n 10 | sed 's/^/    /'
+  races "$log" | head -n 10 | sed 's/^/    /' || true
+  echo "    failures that are not race reports:"
+  { grep -E -A2 ': Failure$' "$log" || true; } | head -n 30 | sed 's/^/      /' || true
   if crashed "$log"; then
     echo "    a test died by a signal or timed out, and not again on its rerun:"
     grep -E '\*\*\*(Exception|Timeout)' "$log" | sed 's/^ */      /'
