@@ -64,7 +64,7 @@ elif crashed "$log" && ! rerun_survives; then
   # Race reports in gRPC's uninstrumented code are tolerated; a test that crashes, aborts
   # or hangs twice in a row is not (a protobuf arena's SEGV once passed here as "not
   # clean"). Once is tolerated: TSan itself has crashed on gRPC's threads after a test
-  # passed, about once in 60 runs (docs/testing.md).
+  # passed, twice in about 60 runs (docs/testing.md).
   status=1
   echo "FAILED ($((SECONDS - begin))s): tests died by a signal or timed out, twice:"
   grep -E '\*\*\*(Exception|Timeout)' "$log" | sed 's/^ */    /'
